@@ -1,0 +1,57 @@
+# hashbench - `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATASET ?= fashion-mnist
+BITS ?= 32
+PYTEST_ARGS ?=
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install data test test-all lint format bench bench-baselines bench-index clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: DATASET=$(DATASET) (fashion-mnist | mnist | cifar10), BITS=$(BITS), PYTHON=$(PYTHON)"
+
+install: $(STAMP) ## create .venv and install hashbench + dev tools into it (idempotent)
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+data: ## make DATASET available (fashion-mnist: installs Debian's dataset-fashion-mnist package)
+	@bash scripts/get_data.sh $(DATASET)
+
+test: install ## install if needed, then run the fast tests (not marked slow)
+	@bash scripts/get_data.sh fashion-mnist
+	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+test-all: install ## every test, slow ones included
+	@bash scripts/get_data.sh fashion-mnist
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install ## ruff lint + format check
+	$(BIN)/ruff check hashbench tests benchmarks
+	$(BIN)/ruff format --check hashbench tests benchmarks
+
+format: install ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix hashbench tests benchmarks
+	$(BIN)/ruff format hashbench tests benchmarks
+
+bench: install data ## train + test DSH at BITS bits on DATASET (default: the embedded Fashion-MNIST)
+	$(BIN)/hashbench fit --config configs/methods/dsh.yaml \
+	  --config configs/data/$(subst -,_,$(DATASET)).yaml --config configs/trainer/default.yaml \
+	  --model.init_args.bits $(BITS) --test_after_fit true
+
+bench-baselines: install data ## shallow baselines side by side (fit time, encode/s, mAP) at 16/32/64 bits
+	$(BIN)/python benchmarks/baselines.py
+
+bench-index: install ## Faiss HammingIndex kinds: build time, top-100 and radius-2 query throughput
+	$(BIN)/python benchmarks/index_search.py
+
+clean: ## remove runs/ and caches (keeps .venv and data/)
+	rm -rf runs lightning_logs .pytest_cache .ruff_cache

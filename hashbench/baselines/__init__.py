@@ -1,0 +1,59 @@
+"""Shallow hashing baselines: sklearn-style estimators on feature vectors (see BASELINES.md).
+
+Every baseline subclasses :class:`~hashbench.baselines.base.Hasher`
+(``fit(X, y=None) -> self``, ``project(X)``, ``encode(X)``). :data:`BASELINES` maps the
+benchmark key to the class; :data:`SUPERVISED` holds the keys whose ``fit`` needs labels.
+"""
+
+from __future__ import annotations
+
+from hashbench.baselines.base import Hasher, NotFittedError
+from hashbench.baselines.itq import ITQ
+from hashbench.baselines.itq_cca import ITQCCA
+from hashbench.baselines.ksh import KSH
+from hashbench.baselines.lsh import LSH
+from hashbench.baselines.pcah import PCAH
+from hashbench.baselines.sdh import SDH
+from hashbench.baselines.sh import SH
+from hashbench.baselines.sph import SpH, spherical_hamming_distances
+
+BASELINES: dict[str, type[Hasher]] = {
+    "lsh": LSH,
+    "pcah": PCAH,
+    "sh": SH,
+    "itq": ITQ,
+    "sph": SpH,
+    "itq_cca": ITQCCA,
+    "ksh": KSH,
+    "sdh": SDH,
+}
+
+SUPERVISED: frozenset[str] = frozenset(k for k, cls in BASELINES.items() if cls.supervised)
+
+
+def get_baseline(name: str) -> type[Hasher]:
+    """The baseline class registered under ``name`` (clear error listing the choices otherwise)."""
+    try:
+        return BASELINES[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown baseline {name!r}; choose one of {', '.join(sorted(BASELINES))}"
+        ) from None
+
+
+__all__ = [
+    "BASELINES",
+    "SUPERVISED",
+    "Hasher",
+    "NotFittedError",
+    "LSH",
+    "PCAH",
+    "SH",
+    "ITQ",
+    "SpH",
+    "ITQCCA",
+    "KSH",
+    "SDH",
+    "get_baseline",
+    "spherical_hamming_distances",
+]

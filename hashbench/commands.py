@@ -1,0 +1,234 @@
+"""``hashbench encode`` and ``hashbench search``: codes on disk and real queries against an index.
+
+encode: a checkpoint + a dataset split -> ``<out>/<split>.codes.npy`` (packed ``uint8``),
+``<out>/<split>.ids.npy`` (dataset positions), ``<out>/<split>.faissb`` (a :class:`HammingIndex`
+with those ids) and ``<out>/<split>.json`` (what made them).
+
+search: a checkpoint + an index + query images (files) or a split's query ids -> the top-k (or every
+item within ``--radius``) with Hamming distance, dataset id, labels and image path where known.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _data_parser(prog: str, description: str, ckpt: bool = True):
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    from hashbench.data.base import HashDataModule
+
+    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile,
+                        help="a data config such as configs/data/fashion_mnist.yaml")
+    parser.add_subclass_arguments(HashDataModule, "data", required=False,
+                                  help="the dataset (default: the one the checkpoint was trained on)")
+    if ckpt:
+        parser.add_argument("--ckpt", type=str, required=True,
+                            help="checkpoint written by `hashbench fit`")
+    return parser
+
+
+def _datamodule(cfg, ckpt: str):
+    """The DataModule from ``--data``/``--config``, else the one recorded in the checkpoint."""
+    import torch
+    from jsonargparse import ArgumentParser
+
+    from hashbench.data.base import HashDataModule
+
+    data = cfg.get("data")
+    if data is None:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        hp = dict(saved.get("datamodule_hyper_parameters") or {})
+        if "_class_path" not in hp:
+            raise SystemExit(f"{ckpt} records no dataset: pass --config configs/data/<name>.yaml")
+        data = {"class_path": hp.pop("_class_path"),
+                "init_args": {k: v for k, v in hp.items() if not k.startswith("_")}}
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(HashDataModule, "data")
+    return parser.instantiate_classes(parser.parse_object({"data": data})).data
+
+
+def _save_atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
+def encode_split(model, datamodule, split: str, batch_size: int = 512, device: str = "cpu",
+                 progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Packed codes and dataset ids of every item of ``split``."""
+    import torch
+    from tqdm.auto import tqdm
+
+    model = model.to(device).eval()
+    datamodule.eval_batch_size = batch_size
+    codes, ids = [], []
+    with torch.no_grad():
+        for batch in tqdm(datamodule.dataloader(split), desc=f"encode {split}", disable=not progress):
+            codes.append(model.encode(batch["image"].to(device)).cpu().numpy())
+            ids.append(batch["index"].numpy())
+    return np.concatenate(codes), np.concatenate(ids)
+
+
+def encode_main(argv: list[str]) -> int:
+    """``hashbench encode``: codes of a split on disk, with a Faiss index over them."""
+    parser = _data_parser("hashbench encode", "encode a dataset split to packed binary codes")
+    parser.add_argument("--split", type=str, default="database",
+                        help="train | val_query | val_database | query | database")
+    parser.add_argument("--out", type=str, default="codes", help="output folder")
+    parser.add_argument("--index", type=str, default="flat",
+                        help="Faiss index kind: flat | hash | multihash | ivf | hnsw")
+    parser.add_argument("--batch_size", type=int, default=512)
+    parser.add_argument("--device", type=str, default="cpu")
+    cfg = parser.parse_args(argv)
+
+    from hashbench.methods import load_method
+    from hashbench.retrieval.index import HammingIndex
+
+    model = load_method(cfg.ckpt)
+    dm = _datamodule(cfg, cfg.ckpt)
+    codes, ids = encode_split(model, dm, cfg.split, cfg.batch_size, cfg.device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    index = HammingIndex(model.bits, kind=cfg.index)
+    index.add(codes, ids)
+    index.save(out / f"{cfg.split}.faissb")
+    _save_atomic(out / f"{cfg.split}.codes.npy", lambda p: _save_npy(p, codes))
+    _save_atomic(out / f"{cfg.split}.ids.npy", lambda p: _save_npy(p, ids))
+    meta = {"ckpt": str(cfg.ckpt), "method": type(model).__name__, "bits": model.bits,
+            "dataset": dm.key, "split": cfg.split, "n": int(len(ids)), "index": cfg.index}
+    _save_atomic(out / f"{cfg.split}.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
+    print(f"wrote {len(ids)} codes of {model.bits} bits: {out / (cfg.split + '.codes.npy')}, "
+          f"index {out / (cfg.split + '.faissb')}")
+    return 0
+
+
+def read_query_image(path: str, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """An image file as ``uint8 (C, H, W)`` with the dataset's channels and size."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB").resize(size[::-1], Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except OSError as e:
+        raise SystemExit(f"query image {path} cannot be read: {e}") from e
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def search_main(argv: list[str]) -> int:
+    """``hashbench search``: top-k or Hamming-ball results for query images or query ids."""
+    parser = _data_parser("hashbench search", "search an index with query images or ids")
+    parser.add_argument("--index", type=str, required=True, help="index file from `hashbench encode`")
+    parser.add_argument("--image", type=list[str], default=[], help="query image file(s)")
+    parser.add_argument("--query_ids", type=list[int], default=[],
+                        help="dataset ids of query items (e.g. from the `query` split)")
+    parser.add_argument("--k", type=int, default=10, help="results per query")
+    parser.add_argument("--radius", type=int | None, default=None,
+                        help="return every item within this Hamming distance (inclusive) instead")
+    parser.add_argument("--json", type=bool, default=False, help="print JSON instead of a table")
+    cfg = parser.parse_args(argv)
+    if not cfg.image and not cfg.query_ids:
+        raise SystemExit("hashbench search: give --image PATH ... or --query_ids ID ...")
+
+    import torch
+
+    from hashbench.methods import load_method
+    from hashbench.retrieval.index import HammingIndex
+
+    model = load_method(cfg.ckpt)
+    dm = _datamodule(cfg, cfg.ckpt)
+    index = HammingIndex.load(cfg.index)
+    if index.bits != model.bits:
+        raise SystemExit(f"{cfg.index} holds {index.bits}-bit codes but {cfg.ckpt} makes "
+                         f"{model.bits}-bit codes: encode the database with this checkpoint")
+    arrays = dm.arrays
+    names, images = [], []
+    sample = dm.dataset("database").image(int(dm.split["database"][0]))
+    for path in cfg.image:
+        names.append(path)
+        images.append(read_query_image(path, sample.shape[0], sample.shape[1:]))
+    for qid in cfg.query_ids:
+        names.append(f"id {qid}")
+        images.append(dm.dataset("database").image(int(qid)))
+    with torch.no_grad():
+        codes = model.encode(torch.from_numpy(np.stack(images))).numpy()
+    if cfg.radius is None:
+        dist, ids = index.search(codes, cfg.k)
+        results = [(d[i >= 0], i[i >= 0]) for d, i in zip(dist, ids, strict=True)]
+    else:
+        results = index.range_search(codes, cfg.radius)
+    paths = None if isinstance(arrays.images, np.ndarray) else arrays.images
+
+    def describe(i: int) -> dict:
+        labels = [arrays.class_names[c] for c in np.flatnonzero(arrays.labels[i])]
+        row = {"id": int(i), "labels": labels}
+        if paths is not None:
+            row["path"] = str(paths[i])
+        return row
+
+    report = [{"query": name, "results": [{"distance": int(d), **describe(i)}
+                                          for d, i in zip(dist, ids, strict=True)]}
+              for name, (dist, ids) in zip(names, results, strict=True)]
+    if cfg.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+        return 0
+    for q in report:
+        print(f"query {q['query']}: {len(q['results'])} results")
+        print(f"  {'rank':>4}  {'dist':>4}  {'id':>7}  labels")
+        for rank, r in enumerate(q["results"], 1):
+            where = f"  {r['path']}" if "path" in r else ""
+            print(f"  {rank:>4}  {r['distance']:>4}  {r['id']:>7}  {', '.join(r['labels'])}{where}")
+    return 0
+
+
+def baseline_main(argv: list[str]) -> int:
+    """``hashbench baseline``: fit a shallow baseline on ``train`` and evaluate it."""
+    from hashbench.baselines import BASELINES
+
+    parser = _data_parser("hashbench baseline", "fit and evaluate a shallow hashing baseline",
+                          ckpt=False)
+    parser.add_argument("--baseline", type=str, required=True, help=", ".join(BASELINES))
+    parser.add_argument("--bits", type=int, default=32)
+    parser.add_argument("--features", type=str, default="pixels",
+                        help="pixels, or a backbone name (features from the feature cache)")
+    parser.add_argument("--pretrained", type=bool | str, default=False,
+                        help="backbone weights for --features (true = ImageNet, or a file)")
+    parser.add_argument("--seed", type=int, default=0, help="the baseline's random_state")
+    parser.add_argument("--json", type=bool, default=False, help="print JSON instead of a table")
+    cfg = parser.parse_args(argv)
+    if cfg.get("data") is None:
+        raise SystemExit("hashbench baseline: give the dataset, e.g. "
+                         "--config configs/data/fashion_mnist.yaml")
+    from hashbench.baselines.evaluate import fit_and_evaluate, scalar_metrics
+    from hashbench.retrieval.codes import check_bits
+
+    check_bits(cfg.bits)
+    dm = _datamodule(cfg, "")
+    result = scalar_metrics(fit_and_evaluate(cfg.baseline, cfg.bits, dm, cfg.features,
+                                             cfg.pretrained, cfg.seed))
+    if cfg.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{cfg.baseline} {cfg.bits} bits on {dm.key} ({cfg.features} features)")
+    for key, value in result.items():
+        print(f"  {key:<14} {value:.4f}")
+    return 0

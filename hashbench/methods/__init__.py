@@ -1,0 +1,57 @@
+"""Deep hashing methods and their registry.
+
+``METHODS`` maps a method's key to its class path; every key has ``configs/methods/<key>.yaml``.
+Tests iterate over this registry, so a new method is checked the day it is added.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+METHODS: dict[str, str] = {
+    "dsh": "hashbench.methods.dsh.DSH",
+    **{k: "hashbench.methods.composite.Composite" for k in ("composite", "dpsh", "dhn")},
+}
+
+
+def method_class(key: str) -> type:
+    """The class registered under ``key`` (imported on demand)."""
+    try:
+        path = METHODS[key]
+    except KeyError:
+        raise ValueError(f"unknown method {key!r}; registered: {', '.join(sorted(METHODS))}") from None
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def import_all() -> None:
+    """Import every registered method (so the CLI can resolve short class names)."""
+    for key in METHODS:
+        method_class(key)
+
+
+def load_method(ckpt_path: str, map_location: str = "cpu"):
+    """A trained method restored from a Lightning checkpoint written by ``hashbench fit``.
+
+    Raises:
+        FileNotFoundError: no file at ``ckpt_path``.
+    """
+    from pathlib import Path
+
+    import torch
+
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(
+            f"checkpoint {ckpt_path} not found; `hashbench fit` prints the best checkpoint's path "
+            "(under <default_root_dir>/lightning_logs/version_*/checkpoints/)"
+        )
+    hparams = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+    class_path = hparams.get("_class_path")
+    by_path = {path: key for key, path in METHODS.items()}
+    if class_path not in by_path:
+        raise ValueError(
+            f"checkpoint {ckpt_path} holds {class_path or 'no method class'}, not a registered "
+            f"method ({', '.join(sorted(set(METHODS.values())))})"
+        )
+    cls = method_class(by_path[class_path])
+    return cls.load_from_checkpoint(ckpt_path, map_location=map_location).eval()

@@ -1,0 +1,1 @@
+"""Retrieval: binary codes, Hamming ranking and exact retrieval metrics."""

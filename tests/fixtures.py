@@ -1,0 +1,367 @@
+"""Tiny datasets written in the real on-disk formats, for tests and CLI smoke runs.
+
+Every generator writes ``n_train_per_class`` training-side and ``n_test_per_class`` test-side items
+per class (defaults 60 and 12: enough for the ``tiny`` protocol's 50 train / 10 query per class) and
+returns the folder to pass as a DataModule's ``root``. Images are seeded noise with one bright block
+per label at a class-dependent grid cell (:func:`pattern_images`), so a model can learn the classes
+and a test can check that images and labels stay aligned (:func:`pattern_scores`).
+
+Import as ``from tests.fixtures import make_cifar10`` (``tests/conftest.py`` puts the repository
+root on ``sys.path``); the pytest fixtures are in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from hashbench.data.idx import write_idx
+
+IDX_NAMES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+CIFAR10_NAMES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
+# Written in this (unsorted) order; the loader sorts them: ant, bee, cat, dog, eel, ...
+FOLDER_CLASSES = ("eel", "cat", "ant", "dog", "bee", "fox", "gnu", "hen", "ibis", "jay")
+
+
+# -- images ---------------------------------------------------------------------------------------
+def _grid(num_classes: int, size: int) -> tuple[int, int, int]:
+    g = math.ceil(math.sqrt(num_classes))
+    cell = size // g
+    if cell < 4:
+        raise ValueError(f"{num_classes} classes need images of at least {4 * g} px, got {size}")
+    return g, cell, max(1, cell // 4)
+
+
+def pattern_images(labels: np.ndarray, size: int, channels: int, seed: int = 0) -> np.ndarray:
+    """``uint8 (n, channels, size, size)`` noise images with a bright block per label.
+
+    Class ``c`` owns cell ``c`` of a ``ceil(sqrt(C))`` square grid; its block fills the cell minus
+    a margin, jittered by up to one pixel; the background is uniform noise in ``[0, 80)``.
+
+    Args:
+        labels: multi-hot ``(n, C)`` labels (or ``(n,)`` class indices, taken as ``C = max + 1``).
+        size: image side.
+        channels: 1 (grey) or 3 (RGB; each class has its own tint).
+        seed: noise seed.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        labels = np.eye(int(labels.max()) + 1, dtype=np.uint8)[labels]
+    n, num_classes = labels.shape
+    g, cell, margin = _grid(num_classes, size)
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 80, size=(n, channels, size, size), dtype=np.uint8)
+    jitter = (
+        rng.integers(-1, 2, size=(n, num_classes, 2))
+        if margin > 1
+        else np.zeros((n, num_classes, 2), dtype=int)
+    )
+    for i, c in zip(*np.nonzero(labels), strict=True):
+        y0 = (c // g) * cell + margin + jitter[i, c, 0]
+        x0 = (c % g) * cell + margin + jitter[i, c, 1]
+        colour = np.full(channels, 210, dtype=np.uint8)
+        if channels == 3:
+            colour[c % 3] = 255
+            colour[(c + 1) % 3] = 180 + (c * 23) % 70
+        images[i, :, y0 : y0 + cell - 2 * margin, x0 : x0 + cell - 2 * margin] = colour[
+            :, None, None
+        ]
+    return images
+
+
+def pattern_scores(images: np.ndarray, num_classes: int) -> np.ndarray:
+    """``(n, C)`` mean brightness of each class's cell core: high where the image has that label."""
+    images = np.asarray(images, dtype=np.float64)
+    size = images.shape[-1]
+    g, cell, margin = _grid(num_classes, size)
+    lo, hi = margin + 1, cell - margin - 1
+    out = np.empty((len(images), num_classes))
+    for c in range(num_classes):
+        y, x = (c // g) * cell, (c % g) * cell
+        out[:, c] = images[:, :, y + lo : y + hi, x + lo : x + hi].mean(axis=(1, 2, 3))
+    return out
+
+
+def _side_labels(n_per_class: int, num_classes: int) -> np.ndarray:
+    """Class indices ``0, 1, ..., C-1, 0, 1, ...``: exactly ``n_per_class`` of each."""
+    return np.tile(np.arange(num_classes), n_per_class)
+
+
+def _multi_hot(
+    primary: np.ndarray, num_classes: int, multi_label: bool, rng: np.random.Generator
+) -> np.ndarray:
+    """One-hot of ``primary``; with ``multi_label`` about 30% also carry ``primary + 1``.
+
+    The extra label never wraps around, so per-class draws (class 0 first) always find
+    ``n_per_class`` untaken items of each class.
+    """
+    y = np.eye(num_classes, dtype=np.uint8)[primary]
+    if multi_label:
+        extra = (rng.random(len(primary)) < 0.3) & (primary + 1 < num_classes)
+        y[np.flatnonzero(extra), primary[extra] + 1] = 1
+    return y
+
+
+def _save_image(path: Path, image: np.ndarray, image_format: str) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    im = Image.fromarray(np.ascontiguousarray(arr))
+    if image_format == "jpeg":
+        im.save(path, format="JPEG", quality=95)
+    else:
+        im.save(path, format="PNG")
+
+
+# -- IDX (Fashion-MNIST, MNIST) --------------------------------------------------------------------
+def make_idx_dataset(
+    root: str | os.PathLike,
+    n_train_per_class: int = 60,
+    n_test_per_class: int = 12,
+    gz: bool = True,
+    num_classes: int = 10,
+    seed: int = 0,
+) -> Path:
+    """Write the four MNIST-format IDX files (28x28 grey) into ``root``; returns ``root``.
+
+    Files: ``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
+    ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``; labels are class indices.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for k, (side, n) in enumerate((("train", n_train_per_class), ("test", n_test_per_class))):
+        y = _side_labels(n, num_classes)
+        x = pattern_images(np.eye(num_classes, dtype=np.uint8)[y], 28, 1, seed + k)
+        img_name, lab_name = IDX_NAMES[side]
+        write_idx(root / (img_name + suffix), x[:, 0])
+        write_idx(root / (lab_name + suffix), y.astype(np.uint8))
+    return root
+
+
+# -- CIFAR-10 python pickles -----------------------------------------------------------------------
+class _Py2StylePickler(pickle._Pickler):
+    """Protocol-2 pickler writing ``bytes`` and ``str`` as Python 2 ``str`` (``BINSTRING``) opcodes.
+
+    That is what the official files hold (they were written by Python 2's cPickle): a Python 3
+    reader with ``encoding="bytes"`` gets them back as ``bytes``.
+    """
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_str(self, obj: bytes | str) -> None:
+        data = obj.encode("latin-1") if isinstance(obj, str) else obj
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+    dispatch[str] = save_py2_str
+
+
+def cifar_pickle_bytes(obj: object) -> bytes:
+    """Pickle like the official files: protocol 2, Python 2 strings, ``numpy.core.multiarray``."""
+    buf = io.BytesIO()
+    _Py2StylePickler(buf, protocol=2).dump(obj)
+    return buf.getvalue().replace(
+        b"cnumpy._core.multiarray\n_reconstruct\n", b"cnumpy.core.multiarray\n_reconstruct\n"
+    )
+
+
+def make_cifar10(
+    root: str | os.PathLike,
+    n_train_per_class: int = 60,
+    n_test_per_class: int = 12,
+    seed: int = 0,
+    nested: bool = True,
+    meta: bool = True,
+) -> Path:
+    """Write CIFAR-10's python pickles; returns the folder to pass as ``root``.
+
+    Writes ``data_batch_1..5`` (the training items spread over them), ``test_batch`` and
+    ``batches.meta`` with the official keys (``b"data"`` ``uint8 (n, 3072)`` as R, G, B planes,
+    ``b"labels"`` list of ints, ``b"filenames"``, ``b"batch_label"``; ``b"label_names"``).
+
+    Args:
+        root: where to write.
+        n_train_per_class: training items per class (over the five batches).
+        n_test_per_class: test items per class.
+        seed: image noise seed.
+        nested: write into ``root/cifar-10-batches-py`` (as the archive unpacks), else ``root``.
+        meta: write ``batches.meta``.
+    """
+    root = Path(root)
+    folder = root / "cifar-10-batches-py" if nested else root
+    folder.mkdir(parents=True, exist_ok=True)
+    y_train = _side_labels(n_train_per_class, 10)
+    y_test = _side_labels(n_test_per_class, 10)
+    x_train = pattern_images(y_train, 32, 3, seed).reshape(len(y_train), 3072)
+    x_test = pattern_images(y_test, 32, 3, seed + 1).reshape(len(y_test), 3072)
+    batches = [
+        (f"data_batch_{i + 1}", f"training batch {i + 1} of 5", part)
+        for i, part in enumerate(np.array_split(np.arange(len(y_train)), 5))
+    ]
+    for name, batch_label, part in [*batches, ("test_batch", "testing batch 1 of 1", None)]:
+        x, y = (x_test, y_test) if part is None else (x_train[part], y_train[part])
+        obj = {
+            b"batch_label": batch_label.encode(),
+            b"labels": [int(v) for v in y],
+            b"data": np.ascontiguousarray(x, dtype=np.uint8),
+            b"filenames": [f"{name}_{i:05d}.png".encode() for i in range(len(y))],
+        }
+        (folder / name).write_bytes(cifar_pickle_bytes(obj))
+    if meta:
+        (folder / "batches.meta").write_bytes(
+            cifar_pickle_bytes(
+                {
+                    b"num_cases_per_batch": 10000,
+                    b"label_names": [n.encode() for n in CIFAR10_NAMES],
+                    b"num_vis": 3072,
+                }
+            )
+        )
+    return root
+
+
+# -- image lists -----------------------------------------------------------------------------------
+@dataclass
+class ImageListFixture:
+    """What :func:`make_image_list` wrote.
+
+    Attributes:
+        root: the image folder (pass as ``root``); the lists are in it too.
+        train_list: path of the training list (``root/train.txt``).
+        test_list: path of the test list (``root/test.txt``).
+        list_file: path of a single list with every line (``root/all.txt``).
+        paths: side -> relative paths as written in the list (before ``\\`` normalisation).
+        labels: side -> multi-hot labels, aligned with ``paths``.
+        missing: relative paths (normalised) listed but never written.
+    """
+
+    root: Path
+    train_list: Path
+    test_list: Path
+    list_file: Path
+    paths: dict[str, list[str]] = field(default_factory=dict)
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+
+def make_image_list(
+    root: str | os.PathLike,
+    n_train_per_class: int = 60,
+    n_test_per_class: int = 12,
+    num_classes: int = 5,
+    image_size: int = 32,
+    multi_label: bool = True,
+    image_format: Literal["png", "jpeg"] = "png",
+    windows_paths: bool = False,
+    missing: int = 0,
+    seed: int = 0,
+) -> ImageListFixture:
+    """Write RGB image files and DeepHash-style list files (``path 0 1 0 ...``).
+
+    Images go to ``root/images/<side>/<i>_c<class>.<ext>``; the lists are ``root/train.txt``,
+    ``root/test.txt`` and ``root/all.txt`` (both sides in one file).
+
+    Args:
+        root: the image folder to create.
+        n_train_per_class: training items per (primary) class.
+        n_test_per_class: test items per (primary) class.
+        num_classes: label vector length.
+        image_size: image side in pixels.
+        multi_label: about 30% of items also carry the next class's label.
+        image_format: ``png`` or ``jpeg``.
+        windows_paths: write the list paths with ``\\`` separators.
+        missing: extra training lines whose image files are not written (beyond the per-class
+            counts, so the ``tiny`` protocol still fits).
+        seed: image and label seed.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    ext = "jpg" if image_format == "jpeg" else "png"
+    out = ImageListFixture(root, root / "train.txt", root / "test.txt", root / "all.txt")
+    lines: dict[str, list[str]] = {}
+    for k, (side, n) in enumerate((("train", n_train_per_class), ("test", n_test_per_class))):
+        primary = _side_labels(n, num_classes)
+        if side == "train" and missing:
+            primary = np.concatenate([primary, np.arange(missing) % num_classes])
+        y = _multi_hot(primary, num_classes, multi_label, rng)
+        images = pattern_images(y, image_size, 3, seed + 1 + k)
+        rel = [f"images/{side}/{i:04d}_c{c}.{ext}" for i, c in enumerate(primary)]
+        for i, r in enumerate(rel):
+            if side == "train" and i >= len(rel) - missing:
+                out.missing.append(r)
+                continue
+            _save_image(root / r, images[i], image_format)
+        written = [r.replace("/", "\\") for r in rel] if windows_paths else rel
+        lines[side] = [f"{p} {' '.join(map(str, row))}" for p, row in zip(written, y, strict=True)]
+        out.paths[side], out.labels[side] = written, y
+    out.train_list.write_text("\n".join(lines["train"]) + "\n")
+    out.test_list.write_text("\n".join(lines["test"]) + "\n")
+    out.list_file.write_text("\n".join(lines["train"] + lines["test"]) + "\n")
+    return out
+
+
+# -- image folders ---------------------------------------------------------------------------------
+def make_image_folder(
+    root: str | os.PathLike,
+    n_train_per_class: int = 60,
+    n_test_per_class: int = 12,
+    num_classes: int = 5,
+    image_size: int = 32,
+    layout: Literal["train_test", "flat"] = "train_test",
+    image_format: Literal["png", "jpeg"] = "png",
+    seed: int = 0,
+) -> Path:
+    """Write ``root/{train,test}/<class>/<i>.<ext>`` (or ``root/<class>/...`` when ``flat``).
+
+    Class folders are named from :data:`FOLDER_CLASSES` (written out of order); the image pattern
+    of a class is its index in *sorted* name order, which is the loader's label index. ``flat``
+    puts ``n_train_per_class + n_test_per_class`` images per class in one folder. Returns ``root``.
+    """
+    if num_classes > len(FOLDER_CLASSES):
+        raise ValueError(f"at most {len(FOLDER_CLASSES)} classes")
+    root = Path(root)
+    names = list(FOLDER_CLASSES[:num_classes])
+    index = {name: i for i, name in enumerate(sorted(names))}
+    ext = "jpg" if image_format == "jpeg" else "png"
+    sides = (
+        [("train", n_train_per_class), ("test", n_test_per_class)]
+        if layout == "train_test"
+        else [("", n_train_per_class + n_test_per_class)]
+    )
+    for k, (side, n) in enumerate(sides):
+        for name in names:
+            c = index[name]
+            y = np.zeros((n, num_classes), dtype=np.uint8)
+            y[:, c] = 1
+            images = pattern_images(y, image_size, 3, seed + 100 * k + c)
+            for i in range(n):
+                _save_image(root / side / name / f"{i:04d}.{ext}", images[i], image_format)
+    return root

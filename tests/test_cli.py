@@ -1,0 +1,75 @@
+"""The `hashbench` command: help, light startup, and a fit/test smoke run per registered method."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hashbench.cli import LIGHTNING_SUBCOMMANDS, main
+from hashbench.methods import METHODS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_help_lists_subcommands(capsys) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in LIGHTNING_SUBCOMMANDS:
+        assert name in out
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = (
+        "import sys; from hashbench.cli import main; main(['--help']);"
+        "heavy = [m for m in ('torch', 'lightning', 'faiss', 'pandas') if m in sys.modules];"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout
+
+
+def test_unknown_subcommand_exits_2(capsys) -> None:
+    assert main(["frobnicate"]) == 2
+    assert "unknown subcommand" in capsys.readouterr().err
+
+
+def _data_args(root: Path) -> list[str]:
+    return ["--config", str(REPO / "configs/data/fashion_mnist.yaml"),
+            "--data.init_args.root", str(root), "--data.init_args.protocol", "tiny",
+            "--data.init_args.download", "false", "--data.init_args.batch_size", "32"]
+
+
+def _trainer_args(tmp_path: Path) -> list[str]:
+    return ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+            "--trainer.accelerator", "cpu", "--trainer.default_root_dir", str(tmp_path),
+            "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
+
+
+@pytest.mark.parametrize("key", sorted(METHODS))
+def test_fit_then_test_one_step(key: str, fashion_mnist_root: Path, tmp_path: Path) -> None:
+    method = ["--config", str(REPO / f"configs/methods/{key}.yaml"), "--model.init_args.bits", "16"]
+    assert main(["fit", *method, *_data_args(fashion_mnist_root), *_trainer_args(tmp_path)]) == 0
+    ckpts = sorted(tmp_path.rglob("*.ckpt"))
+    assert ckpts, "fit wrote no checkpoint"
+    best = next(c for c in ckpts if c.name != "last.ckpt")
+    assert "valmAP" in best.name
+    assert main(["test", *method, *_data_args(fashion_mnist_root), *_trainer_args(tmp_path),
+                 "--ckpt_path", str(best)]) == 0
+
+
+def test_print_config_composes(fashion_mnist_root: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "--config", str(REPO / "configs/methods/dsh.yaml"),
+              *_data_args(fashion_mnist_root), "--model.init_args.bits", "64", "--print_config"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "bits: 64" in out and "FashionMNISTDataModule" in out and "seed_everything: 0" in out
+
+
+def test_bad_bits_fails_at_configuration(fashion_mnist_root: Path, tmp_path: Path) -> None:
+    with pytest.raises((ValueError, SystemExit)):
+        main(["fit", "--config", str(REPO / "configs/methods/dsh.yaml"), "--model.init_args.bits",
+              "12", *_data_args(fashion_mnist_root), *_trainer_args(tmp_path)])

@@ -88,8 +88,19 @@ def encode_split(model, datamodule, split: str, batch_size: int = 512, device: s
 
 
 def encode_main(argv: list[str]) -> int:
-    """``hashbench encode``: codes of a split on disk, with a Faiss index over them."""
-    parser = _data_parser("hashbench encode", "encode a dataset split to packed binary codes")
+    """``hashbench encode``: codes of a split on disk, with a Faiss index over them.
+
+    The codes come from a checkpoint (``--ckpt``) or from a shallow baseline fitted on the
+    ``train`` split's features (``--baseline NAME --bits B --features pixels|<backbone>``).
+    """
+    parser = _data_parser("hashbench encode", "encode a dataset split to packed binary codes",
+                          ckpt=False)
+    parser.add_argument("--ckpt", type=str | None, default=None,
+                        help="checkpoint written by `hashbench fit`")
+    parser.add_argument("--baseline", type=str | None, default=None,
+                        help="instead of --ckpt: fit this shallow baseline on `train` (needs --config)")
+    parser.add_argument("--bits", type=int, default=32, help="code length of --baseline")
+    parser.add_argument("--features", type=str, default="pixels", help="features of --baseline")
     parser.add_argument("--split", type=str, default="database",
                         help="train | val_query | val_database | query | database")
     parser.add_argument("--out", type=str, default="codes", help="output folder")
@@ -98,24 +109,43 @@ def encode_main(argv: list[str]) -> int:
     parser.add_argument("--batch_size", type=int, default=512)
     parser.add_argument("--device", type=str, default="cpu")
     cfg = parser.parse_args(argv)
+    if (cfg.ckpt is None) == (cfg.baseline is None):
+        raise SystemExit("hashbench encode: give either --ckpt PATH or --baseline NAME")
 
-    from hashbench.methods import load_method
     from hashbench.retrieval.index import HammingIndex
 
-    model = load_method(cfg.ckpt)
-    dm = _datamodule(cfg, cfg.ckpt)
-    codes, ids = encode_split(model, dm, cfg.split, cfg.batch_size, cfg.device)
+    if cfg.ckpt is not None:
+        from hashbench.methods import load_method
+
+        model = load_method(cfg.ckpt)
+        dm = _datamodule(cfg, cfg.ckpt)
+        codes, ids = encode_split(model, dm, cfg.split, cfg.batch_size, cfg.device)
+        bits, source = model.bits, {"ckpt": str(cfg.ckpt), "method": type(model).__name__}
+    else:
+        from hashbench.baselines import SUPERVISED
+        from hashbench.baselines.evaluate import make_baseline
+        from hashbench.data.features import FeatureCache
+
+        if cfg.get("data") is None:
+            raise SystemExit("hashbench encode --baseline: give the dataset with --config")
+        dm = _datamodule(cfg, "")
+        cache = FeatureCache(dm, cfg.features)
+        hasher = make_baseline(cfg.baseline, cfg.bits)
+        hasher.fit(cache.split("train"), dm.labels("train") if cfg.baseline in SUPERVISED else None)
+        codes, ids = hasher.encode(cache.split(cfg.split)), dm.split[cfg.split]
+        bits = cfg.bits
+        source = {"baseline": cfg.baseline, "features": cfg.features, "method": cfg.baseline}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    index = HammingIndex(model.bits, kind=cfg.index)
+    index = HammingIndex(bits, kind=cfg.index)
     index.add(codes, ids)
     index.save(out / f"{cfg.split}.faissb")
     _save_atomic(out / f"{cfg.split}.codes.npy", lambda p: _save_npy(p, codes))
     _save_atomic(out / f"{cfg.split}.ids.npy", lambda p: _save_npy(p, ids))
-    meta = {"ckpt": str(cfg.ckpt), "method": type(model).__name__, "bits": model.bits,
-            "dataset": dm.key, "split": cfg.split, "n": int(len(ids)), "index": cfg.index}
+    meta = {**source, "bits": bits, "dataset": dm.key, "split": cfg.split, "n": int(len(ids)),
+            "index": cfg.index}
     _save_atomic(out / f"{cfg.split}.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
-    print(f"wrote {len(ids)} codes of {model.bits} bits: {out / (cfg.split + '.codes.npy')}, "
+    print(f"wrote {len(ids)} codes of {bits} bits: {out / (cfg.split + '.codes.npy')}, "
           f"index {out / (cfg.split + '.faissb')}")
     return 0
 

@@ -99,3 +99,20 @@ def test_baseline_command_rejects_bad_bits(fashion_mnist_root: Path) -> None:
         main(["baseline", "--baseline", "lsh", "--bits", "12",
               "--config", str(REPO / "configs/data/fashion_mnist.yaml"),
               "--data.init_args.root", str(fashion_mnist_root), "--data.init_args.protocol", "tiny"])
+
+
+def test_encode_with_a_baseline(fashion_mnist_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "codes"
+    assert main(["encode", "--baseline", "itq", "--bits", "16", "--split", "query",
+                 "--config", str(REPO / "configs/data/fashion_mnist.yaml"),
+                 "--data.init_args.root", str(fashion_mnist_root),
+                 "--data.init_args.protocol", "tiny", "--data.init_args.download", "false",
+                 "--out", str(out)]) == 0
+    meta = json.loads((out / "query.json").read_text())
+    assert meta["baseline"] == "itq" and meta["bits"] == 16
+    assert HammingIndex.load(out / "query.faissb").ntotal == meta["n"] == 100
+
+
+def test_encode_needs_exactly_one_source(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="either --ckpt"):
+        main(["encode", "--out", str(tmp_path)])

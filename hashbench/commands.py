@@ -25,13 +25,21 @@ def _data_parser(prog: str, description: str, ckpt: bool = True):
     from hashbench.data.base import HashDataModule
 
     parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
-    parser.add_argument("--config", action=ActionConfigFile,
-                        help="a data config such as configs/data/fashion_mnist.yaml")
-    parser.add_subclass_arguments(HashDataModule, "data", required=False,
-                                  help="the dataset (default: the one the checkpoint was trained on)")
+    parser.add_argument(
+        "--config",
+        action=ActionConfigFile,
+        help="a data config such as configs/data/fashion_mnist.yaml",
+    )
+    parser.add_subclass_arguments(
+        HashDataModule,
+        "data",
+        required=False,
+        help="the dataset (default: the one the checkpoint was trained on)",
+    )
     if ckpt:
-        parser.add_argument("--ckpt", type=str, required=True,
-                            help="checkpoint written by `hashbench fit`")
+        parser.add_argument(
+            "--ckpt", type=str, required=True, help="checkpoint written by `hashbench fit`"
+        )
     return parser
 
 
@@ -48,8 +56,10 @@ def _datamodule(cfg, ckpt: str):
         hp = dict(saved.get("datamodule_hyper_parameters") or {})
         if "_class_path" not in hp:
             raise SystemExit(f"{ckpt} records no dataset: pass --config configs/data/<name>.yaml")
-        data = {"class_path": hp.pop("_class_path"),
-                "init_args": {k: v for k, v in hp.items() if not k.startswith("_")}}
+        data = {
+            "class_path": hp.pop("_class_path"),
+            "init_args": {k: v for k, v in hp.items() if not k.startswith("_")},
+        }
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(HashDataModule, "data")
     return parser.instantiate_classes(parser.parse_object({"data": data})).data
@@ -71,8 +81,9 @@ def _save_npy(path: str, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def encode_split(model, datamodule, split: str, batch_size: int = 512, device: str = "cpu",
-                 progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def encode_split(
+    model, datamodule, split: str, batch_size: int = 512, device: str = "cpu", progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Packed codes and dataset ids of every item of ``split``."""
     import torch
     from tqdm.auto import tqdm
@@ -81,7 +92,9 @@ def encode_split(model, datamodule, split: str, batch_size: int = 512, device: s
     datamodule.eval_batch_size = batch_size
     codes, ids = [], []
     with torch.no_grad():
-        for batch in tqdm(datamodule.dataloader(split), desc=f"encode {split}", disable=not progress):
+        for batch in tqdm(
+            datamodule.dataloader(split), desc=f"encode {split}", disable=not progress
+        ):
             codes.append(model.encode(batch["image"].to(device)).cpu().numpy())
             ids.append(batch["index"].numpy())
     return np.concatenate(codes), np.concatenate(ids)
@@ -93,19 +106,33 @@ def encode_main(argv: list[str]) -> int:
     The codes come from a checkpoint (``--ckpt``) or from a shallow baseline fitted on the
     ``train`` split's features (``--baseline NAME --bits B --features pixels|<backbone>``).
     """
-    parser = _data_parser("hashbench encode", "encode a dataset split to packed binary codes",
-                          ckpt=False)
-    parser.add_argument("--ckpt", type=str | None, default=None,
-                        help="checkpoint written by `hashbench fit`")
-    parser.add_argument("--baseline", type=str | None, default=None,
-                        help="instead of --ckpt: fit this shallow baseline on `train` (needs --config)")
+    parser = _data_parser(
+        "hashbench encode", "encode a dataset split to packed binary codes", ckpt=False
+    )
+    parser.add_argument(
+        "--ckpt", type=str | None, default=None, help="checkpoint written by `hashbench fit`"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=str | None,
+        default=None,
+        help="instead of --ckpt: fit this shallow baseline on `train` (needs --config)",
+    )
     parser.add_argument("--bits", type=int, default=32, help="code length of --baseline")
     parser.add_argument("--features", type=str, default="pixels", help="features of --baseline")
-    parser.add_argument("--split", type=str, default="database",
-                        help="train | val_query | val_database | query | database")
+    parser.add_argument(
+        "--split",
+        type=str,
+        default="database",
+        help="train | val_query | val_database | query | database",
+    )
     parser.add_argument("--out", type=str, default="codes", help="output folder")
-    parser.add_argument("--index", type=str, default="flat",
-                        help="Faiss index kind: flat | hash | multihash | ivf | hnsw")
+    parser.add_argument(
+        "--index",
+        type=str,
+        default="flat",
+        help="Faiss index kind: flat | hash | multihash | ivf | hnsw",
+    )
     parser.add_argument("--batch_size", type=int, default=512)
     parser.add_argument("--device", type=str, default="cpu")
     cfg = parser.parse_args(argv)
@@ -142,11 +169,21 @@ def encode_main(argv: list[str]) -> int:
     index.save(out / f"{cfg.split}.faissb")
     _save_atomic(out / f"{cfg.split}.codes.npy", lambda p: _save_npy(p, codes))
     _save_atomic(out / f"{cfg.split}.ids.npy", lambda p: _save_npy(p, ids))
-    meta = {**source, "bits": bits, "dataset": dm.key, "split": cfg.split, "n": int(len(ids)),
-            "index": cfg.index}
-    _save_atomic(out / f"{cfg.split}.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
-    print(f"wrote {len(ids)} codes of {bits} bits: {out / (cfg.split + '.codes.npy')}, "
-          f"index {out / (cfg.split + '.faissb')}")
+    meta = {
+        **source,
+        "bits": bits,
+        "dataset": dm.key,
+        "split": cfg.split,
+        "n": int(len(ids)),
+        "index": cfg.index,
+    }
+    _save_atomic(
+        out / f"{cfg.split}.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2))
+    )
+    print(
+        f"wrote {len(ids)} codes of {bits} bits: {out / (cfg.split + '.codes.npy')}, "
+        f"index {out / (cfg.split + '.faissb')}"
+    )
     return 0
 
 
@@ -166,13 +203,23 @@ def read_query_image(path: str, channels: int, size: tuple[int, int]) -> np.ndar
 def search_main(argv: list[str]) -> int:
     """``hashbench search``: top-k or Hamming-ball results for query images or query ids."""
     parser = _data_parser("hashbench search", "search an index with query images or ids")
-    parser.add_argument("--index", type=str, required=True, help="index file from `hashbench encode`")
+    parser.add_argument(
+        "--index", type=str, required=True, help="index file from `hashbench encode`"
+    )
     parser.add_argument("--image", type=list[str], default=[], help="query image file(s)")
-    parser.add_argument("--query_ids", type=list[int], default=[],
-                        help="dataset ids of query items (e.g. from the `query` split)")
+    parser.add_argument(
+        "--query_ids",
+        type=list[int],
+        default=[],
+        help="dataset ids of query items (e.g. from the `query` split)",
+    )
     parser.add_argument("--k", type=int, default=10, help="results per query")
-    parser.add_argument("--radius", type=int | None, default=None,
-                        help="return every item within this Hamming distance (inclusive) instead")
+    parser.add_argument(
+        "--radius",
+        type=int | None,
+        default=None,
+        help="return every item within this Hamming distance (inclusive) instead",
+    )
     parser.add_argument("--json", type=bool, default=False, help="print JSON instead of a table")
     cfg = parser.parse_args(argv)
     if not cfg.image and not cfg.query_ids:
@@ -187,8 +234,10 @@ def search_main(argv: list[str]) -> int:
     dm = _datamodule(cfg, cfg.ckpt)
     index = HammingIndex.load(cfg.index)
     if index.bits != model.bits:
-        raise SystemExit(f"{cfg.index} holds {index.bits}-bit codes but {cfg.ckpt} makes "
-                         f"{model.bits}-bit codes: encode the database with this checkpoint")
+        raise SystemExit(
+            f"{cfg.index} holds {index.bits}-bit codes but {cfg.ckpt} makes "
+            f"{model.bits}-bit codes: encode the database with this checkpoint"
+        )
     arrays = dm.arrays
     names, images = [], []
     sample = dm.dataset("database").image(int(dm.split["database"][0]))
@@ -214,9 +263,15 @@ def search_main(argv: list[str]) -> int:
             row["path"] = str(paths[i])
         return row
 
-    report = [{"query": name, "results": [{"distance": int(d), **describe(i)}
-                                          for d, i in zip(dist, ids, strict=True)]}
-              for name, (dist, ids) in zip(names, results, strict=True)]
+    report = [
+        {
+            "query": name,
+            "results": [
+                {"distance": int(d), **describe(i)} for d, i in zip(dist, ids, strict=True)
+            ],
+        }
+        for name, (dist, ids) in zip(names, results, strict=True)
+    ]
     if cfg.json:
         json.dump(report, sys.stdout, indent=2)
         print()
@@ -234,27 +289,38 @@ def baseline_main(argv: list[str]) -> int:
     """``hashbench baseline``: fit a shallow baseline on ``train`` and evaluate it."""
     from hashbench.baselines import BASELINES
 
-    parser = _data_parser("hashbench baseline", "fit and evaluate a shallow hashing baseline",
-                          ckpt=False)
+    parser = _data_parser(
+        "hashbench baseline", "fit and evaluate a shallow hashing baseline", ckpt=False
+    )
     parser.add_argument("--baseline", type=str, required=True, help=", ".join(BASELINES))
     parser.add_argument("--bits", type=int, default=32)
-    parser.add_argument("--features", type=str, default="pixels",
-                        help="pixels, or a backbone name (features from the feature cache)")
-    parser.add_argument("--pretrained", type=bool | str, default=False,
-                        help="backbone weights for --features (true = ImageNet, or a file)")
+    parser.add_argument(
+        "--features",
+        type=str,
+        default="pixels",
+        help="pixels, or a backbone name (features from the feature cache)",
+    )
+    parser.add_argument(
+        "--pretrained",
+        type=bool | str,
+        default=False,
+        help="backbone weights for --features (true = ImageNet, or a file)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="the baseline's random_state")
     parser.add_argument("--json", type=bool, default=False, help="print JSON instead of a table")
     cfg = parser.parse_args(argv)
     if cfg.get("data") is None:
-        raise SystemExit("hashbench baseline: give the dataset, e.g. "
-                         "--config configs/data/fashion_mnist.yaml")
+        raise SystemExit(
+            "hashbench baseline: give the dataset, e.g. --config configs/data/fashion_mnist.yaml"
+        )
     from hashbench.baselines.evaluate import fit_and_evaluate, scalar_metrics
     from hashbench.retrieval.codes import check_bits
 
     check_bits(cfg.bits)
     dm = _datamodule(cfg, "")
-    result = scalar_metrics(fit_and_evaluate(cfg.baseline, cfg.bits, dm, cfg.features,
-                                             cfg.pretrained, cfg.seed))
+    result = scalar_metrics(
+        fit_and_evaluate(cfg.baseline, cfg.bits, dm, cfg.features, cfg.pretrained, cfg.seed)
+    )
     if cfg.json:
         print(json.dumps(result, indent=2))
         return 0

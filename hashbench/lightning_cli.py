@@ -28,22 +28,34 @@ class HashbenchCLI(LightningCLI):
         import hashbench.data  # noqa: F401 - registers the dataset modules for short names
 
         super().__init__(
-            HashingMethod, HashDataModule, subclass_mode_model=True, subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True}, seed_everything_default=0, args=args, run=run,
+            HashingMethod,
+            HashDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            args=args,
+            run=run,
             parser_kwargs={"description": "hashbench: train and evaluate hashing methods"},
         )
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.set_defaults(TRAINER_DEFAULTS)
-        parser.add_argument("--test_after_fit", type=bool, default=False,
-                            help="after `fit`, run `test` on the best checkpoint (val/mAP)")
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="after `fit`, run `test` on the best checkpoint (val/mAP)",
+        )
 
     def after_fit(self) -> None:
         ckpt = self.trainer.checkpoint_callback
         if ckpt is not None and ckpt.best_model_path and self.trainer.is_global_zero:
-            print(f"\nbest checkpoint (val/mAP={float(ckpt.best_model_score or 0):.4f}): "
-                  f"{ckpt.best_model_path}\n"
-                  "evaluate it with: hashbench test <same --config files> "
-                  f"--ckpt_path {ckpt.best_model_path}")
+            print(
+                f"\nbest checkpoint (val/mAP={float(ckpt.best_model_score or 0):.4f}): "
+                f"{ckpt.best_model_path}\n"
+                "evaluate it with: hashbench test <same --config files> "
+                f"--ckpt_path {ckpt.best_model_path}"
+            )
         if self.config[self.subcommand].get("test_after_fit"):
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")

@@ -37,15 +37,35 @@ def test_unknown_subcommand_exits_2(capsys) -> None:
 
 
 def _data_args(root: Path) -> list[str]:
-    return ["--config", str(REPO / "configs/data/fashion_mnist.yaml"),
-            "--data.init_args.root", str(root), "--data.init_args.protocol", "tiny",
-            "--data.init_args.download", "false", "--data.init_args.batch_size", "32"]
+    return [
+        "--config",
+        str(REPO / "configs/data/fashion_mnist.yaml"),
+        "--data.init_args.root",
+        str(root),
+        "--data.init_args.protocol",
+        "tiny",
+        "--data.init_args.download",
+        "false",
+        "--data.init_args.batch_size",
+        "32",
+    ]
 
 
 def _trainer_args(tmp_path: Path) -> list[str]:
-    return ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
-            "--trainer.accelerator", "cpu", "--trainer.default_root_dir", str(tmp_path),
-            "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
+    return [
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.logger",
+        "false",
+    ]
 
 
 @pytest.mark.parametrize("key", sorted(METHODS))
@@ -56,14 +76,34 @@ def test_fit_then_test_one_step(key: str, fashion_mnist_root: Path, tmp_path: Pa
     assert ckpts, "fit wrote no checkpoint"
     best = next(c for c in ckpts if c.name != "last.ckpt")
     assert "valmAP" in best.name
-    assert main(["test", *method, *_data_args(fashion_mnist_root), *_trainer_args(tmp_path),
-                 "--ckpt_path", str(best)]) == 0
+    assert (
+        main(
+            [
+                "test",
+                *method,
+                *_data_args(fashion_mnist_root),
+                *_trainer_args(tmp_path),
+                "--ckpt_path",
+                str(best),
+            ]
+        )
+        == 0
+    )
 
 
 def test_print_config_composes(fashion_mnist_root: Path, capsys) -> None:
     with pytest.raises(SystemExit) as e:
-        main(["fit", "--config", str(REPO / "configs/methods/dsh.yaml"),
-              *_data_args(fashion_mnist_root), "--model.init_args.bits", "64", "--print_config"])
+        main(
+            [
+                "fit",
+                "--config",
+                str(REPO / "configs/methods/dsh.yaml"),
+                *_data_args(fashion_mnist_root),
+                "--model.init_args.bits",
+                "64",
+                "--print_config",
+            ]
+        )
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "bits: 64" in out and "FashionMNISTDataModule" in out and "seed_everything: 0" in out
@@ -71,5 +111,14 @@ def test_print_config_composes(fashion_mnist_root: Path, capsys) -> None:
 
 def test_bad_bits_fails_at_configuration(fashion_mnist_root: Path, tmp_path: Path) -> None:
     with pytest.raises((ValueError, SystemExit)):
-        main(["fit", "--config", str(REPO / "configs/methods/dsh.yaml"), "--model.init_args.bits",
-              "12", *_data_args(fashion_mnist_root), *_trainer_args(tmp_path)])
+        main(
+            [
+                "fit",
+                "--config",
+                str(REPO / "configs/methods/dsh.yaml"),
+                "--model.init_args.bits",
+                "12",
+                *_data_args(fashion_mnist_root),
+                *_trainer_args(tmp_path),
+            ]
+        )

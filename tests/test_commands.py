@@ -19,22 +19,46 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def checkpoint(fashion_mnist_root: Path, tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
-    assert main([
-        "fit", "--config", str(REPO / "configs/methods/dsh.yaml"),
-        "--config", str(REPO / "configs/data/fashion_mnist.yaml"),
-        "--data.init_args.root", str(fashion_mnist_root), "--data.init_args.protocol", "tiny",
-        "--data.init_args.download", "false", "--model.init_args.bits", "16",
-        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
-        "--trainer.accelerator", "cpu", "--trainer.default_root_dir", str(runs),
-        "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
-    ]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--config",
+                str(REPO / "configs/methods/dsh.yaml"),
+                "--config",
+                str(REPO / "configs/data/fashion_mnist.yaml"),
+                "--data.init_args.root",
+                str(fashion_mnist_root),
+                "--data.init_args.protocol",
+                "tiny",
+                "--data.init_args.download",
+                "false",
+                "--model.init_args.bits",
+                "16",
+                "--trainer.max_epochs",
+                "1",
+                "--trainer.limit_train_batches",
+                "3",
+                "--trainer.accelerator",
+                "cpu",
+                "--trainer.default_root_dir",
+                str(runs),
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.logger",
+                "false",
+            ]
+        )
+        == 0
+    )
     return next(runs.rglob("last.ckpt"))
 
 
 def test_encode_writes_codes_ids_and_index(checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "codes"
-    assert main(["encode", "--ckpt", str(checkpoint), "--split", "database",
-                 "--out", str(out)]) == 0  # the dataset comes from the checkpoint
+    assert (
+        main(["encode", "--ckpt", str(checkpoint), "--split", "database", "--out", str(out)]) == 0
+    )  # the dataset comes from the checkpoint
     codes = np.load(out / "database.codes.npy")
     ids = np.load(out / "database.ids.npy")
     assert codes.dtype == np.uint8 and codes.shape == (len(ids), 2)
@@ -53,8 +77,24 @@ def test_search_by_id_and_by_image(checkpoint: Path, tmp_path: Path, fashion_mni
     out = tmp_path / "codes"
     main(["encode", "--ckpt", str(checkpoint), "--out", str(out)])
     capsys.readouterr()
-    assert main(["search", "--ckpt", str(checkpoint), "--index", str(out / "database.faissb"),
-                 "--query_ids", "[3]", "--k", "4", "--json", "true"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--ckpt",
+                str(checkpoint),
+                "--index",
+                str(out / "database.faissb"),
+                "--query_ids",
+                "[3]",
+                "--k",
+                "4",
+                "--json",
+                "true",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     results = report[0]["results"]
     distances = [r["distance"] for r in results]
@@ -66,14 +106,42 @@ def test_search_by_id_and_by_image(checkpoint: Path, tmp_path: Path, fashion_mni
     dm = FashionMNISTDataModule(str(fashion_mnist_root), protocol="tiny", download=False)
     png = tmp_path / "q.png"
     Image.fromarray(dm.arrays.images[3, 0]).save(png)
-    assert main(["search", "--ckpt", str(checkpoint), "--index", str(out / "database.faissb"),
-                 "--image", f"[{png}]", "--radius", "2", "--json", "true"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--ckpt",
+                str(checkpoint),
+                "--index",
+                str(out / "database.faissb"),
+                "--image",
+                f"[{png}]",
+                "--radius",
+                "2",
+                "--json",
+                "true",
+            ]
+        )
+        == 0
+    )
     ball = json.loads(capsys.readouterr().out)[0]["results"]
     assert ball and all(r["distance"] <= 2 for r in ball)
     assert 3 in [r["id"] for r in ball]
     # the table form
-    assert main(["search", "--ckpt", str(checkpoint), "--index", str(out / "database.faissb"),
-                 "--query_ids", "[3]"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--ckpt",
+                str(checkpoint),
+                "--index",
+                str(out / "database.faissb"),
+                "--query_ids",
+                "[3]",
+            ]
+        )
+        == 0
+    )
     assert "rank" in capsys.readouterr().out
 
 
@@ -84,11 +152,28 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["itq", "sdh"])
 def test_baseline_command_fits_and_evaluates(name: str, fashion_mnist_root: Path, capsys) -> None:
-    assert main(["baseline", "--baseline", name, "--bits", "16",
-                 "--config", str(REPO / "configs/data/fashion_mnist.yaml"),
-                 "--data.init_args.root", str(fashion_mnist_root),
-                 "--data.init_args.protocol", "tiny", "--data.init_args.download", "false",
-                 "--json", "true"]) == 0
+    assert (
+        main(
+            [
+                "baseline",
+                "--baseline",
+                name,
+                "--bits",
+                "16",
+                "--config",
+                str(REPO / "configs/data/fashion_mnist.yaml"),
+                "--data.init_args.root",
+                str(fashion_mnist_root),
+                "--data.init_args.protocol",
+                "tiny",
+                "--data.init_args.download",
+                "false",
+                "--json",
+                "true",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert 0.0 <= result["mAP@all"] <= 1.0 and result["fit_s"] >= 0
     assert {"P@H<=2", "AUC", "encode_per_s"} <= set(result)
@@ -96,18 +181,49 @@ def test_baseline_command_fits_and_evaluates(name: str, fashion_mnist_root: Path
 
 def test_baseline_command_rejects_bad_bits(fashion_mnist_root: Path) -> None:
     with pytest.raises(ValueError, match="multiple of 8"):
-        main(["baseline", "--baseline", "lsh", "--bits", "12",
-              "--config", str(REPO / "configs/data/fashion_mnist.yaml"),
-              "--data.init_args.root", str(fashion_mnist_root), "--data.init_args.protocol", "tiny"])
+        main(
+            [
+                "baseline",
+                "--baseline",
+                "lsh",
+                "--bits",
+                "12",
+                "--config",
+                str(REPO / "configs/data/fashion_mnist.yaml"),
+                "--data.init_args.root",
+                str(fashion_mnist_root),
+                "--data.init_args.protocol",
+                "tiny",
+            ]
+        )
 
 
 def test_encode_with_a_baseline(fashion_mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "codes"
-    assert main(["encode", "--baseline", "itq", "--bits", "16", "--split", "query",
-                 "--config", str(REPO / "configs/data/fashion_mnist.yaml"),
-                 "--data.init_args.root", str(fashion_mnist_root),
-                 "--data.init_args.protocol", "tiny", "--data.init_args.download", "false",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "encode",
+                "--baseline",
+                "itq",
+                "--bits",
+                "16",
+                "--split",
+                "query",
+                "--config",
+                str(REPO / "configs/data/fashion_mnist.yaml"),
+                "--data.init_args.root",
+                str(fashion_mnist_root),
+                "--data.init_args.protocol",
+                "tiny",
+                "--data.init_args.download",
+                "false",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     meta = json.loads((out / "query.json").read_text())
     assert meta["baseline"] == "itq" and meta["bits"] == 16
     assert HammingIndex.load(out / "query.faissb").ntotal == meta["n"] == 100

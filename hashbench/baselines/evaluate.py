@@ -25,10 +25,16 @@ def make_baseline(name: str, bits: int, random_state: int = 0) -> Hasher:
     return get_baseline(name)(bits=bits, random_state=random_state)
 
 
-def fit_and_evaluate(name: str, bits: int, datamodule: HashDataModule, features: str = "pixels",
-                     pretrained: bool | str = False, random_state: int = 0,
-                     metrics: tuple[str, ...] = DEFAULT_METRICS,
-                     ties: str = "index") -> dict[str, Any]:
+def fit_and_evaluate(
+    name: str,
+    bits: int,
+    datamodule: HashDataModule,
+    features: str = "pixels",
+    pretrained: bool | str = False,
+    random_state: int = 0,
+    metrics: tuple[str, ...] = DEFAULT_METRICS,
+    ties: str = "index",
+) -> dict[str, Any]:
     """Fit baseline ``name`` on ``train``, encode ``query`` and ``database``, evaluate.
 
     Returns the metrics of :func:`~hashbench.retrieval.metrics.evaluate` plus ``fit_s`` (fit wall
@@ -46,9 +52,16 @@ def fit_and_evaluate(name: str, bits: int, datamodule: HashDataModule, features:
     t0 = time.perf_counter()
     db_codes = hasher.encode(x_db)
     encode_s = time.perf_counter() - t0
-    result = evaluate(hasher.encode(x_query), db_codes, datamodule.labels("query"),
-                      datamodule.labels("database"), k=datamodule.metric_k, metrics=metrics,
-                      ties=ties, seed=datamodule.seed)
+    result = evaluate(
+        hasher.encode(x_query),
+        db_codes,
+        datamodule.labels("query"),
+        datamodule.labels("database"),
+        k=datamodule.metric_k,
+        metrics=metrics,
+        ties=ties,
+        seed=datamodule.seed,
+    )
     result.update(fit_s=fit_s, encode_per_s=len(x_db) / max(encode_s, 1e-9), hasher=hasher)
     return result
 

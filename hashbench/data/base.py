@@ -89,8 +89,13 @@ def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
 class HashDataset(Dataset):
     """One protocol set: items ``indices`` of ``arrays``; optional per-image transform (augmentation)."""
 
-    def __init__(self, arrays: DatasetArrays, indices: np.ndarray, image_size: int | None = None,
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        arrays: DatasetArrays,
+        indices: np.ndarray,
+        image_size: int | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.arrays = arrays
         self.indices = np.asarray(indices, dtype=np.int64)
         self.image_size = image_size
@@ -132,10 +137,17 @@ class HashDataModule(L.LightningDataModule):
     name: ClassVar[str] = "dataset"
     default_protocol: ClassVar[str] = "tiny"
 
-    def __init__(self, root: str, protocol: str | None = None, seed: int = 0, batch_size: int = 128,
-                 eval_batch_size: int = 512, num_workers: int = 0,
-                 augment: Literal["none", "crop", "flip_crop"] = "none",
-                 image_size: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str,
+        protocol: str | None = None,
+        seed: int = 0,
+        batch_size: int = 128,
+        eval_batch_size: int = 512,
+        num_workers: int = 0,
+        augment: Literal["none", "crop", "flip_crop"] = "none",
+        image_size: int | None = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()  # lets `hashbench search` rebuild the data from a checkpoint
         self.root = Path(root).expanduser()
@@ -174,8 +186,9 @@ class HashDataModule(L.LightningDataModule):
         """Item indices of the five sets, drawn on first use and saved under :attr:`split_dir`."""
         if self._split is None:
             a = self.arrays
-            self._split = load_or_create_split(self.split_dir, self.protocol, a.labels, a.source,
-                                               self.seed)
+            self._split = load_or_create_split(
+                self.split_dir, self.protocol, a.labels, a.source, self.seed
+            )
         return self._split
 
     @property
@@ -252,7 +265,11 @@ def restrict_to_top_labels(arrays: DatasetArrays, top: int) -> DatasetArrays:
     counts = arrays.labels.sum(axis=0)
     keep = np.sort(np.argsort(-counts, kind="stable")[:top])
     return DatasetArrays(
-        images=arrays.images, labels=arrays.labels[:, keep], source=arrays.source,
-        class_names=[arrays.class_names[k] for k in keep], tags=arrays.tags,
-        tag_source=arrays.tag_source, extra=arrays.extra,
+        images=arrays.images,
+        labels=arrays.labels[:, keep],
+        source=arrays.source,
+        class_names=[arrays.class_names[k] for k in keep],
+        tags=arrays.tags,
+        tag_source=arrays.tag_source,
+        extra=arrays.extra,
     )

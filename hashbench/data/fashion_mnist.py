@@ -26,8 +26,18 @@ IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 class _IDXDataModule(HashDataModule):
@@ -38,10 +48,17 @@ class _IDXDataModule(HashDataModule):
     how_to_get: ClassVar[str] = ""
     class_names: ClassVar[list[str]] = [str(d) for d in range(10)]
 
-    def __init__(self, root: str, protocol: str | None = None, seed: int = 0, batch_size: int = 128,
-                 eval_batch_size: int = 512, num_workers: int = 0,
-                 augment: Literal["none", "crop", "flip_crop"] = "none",
-                 download: bool = True) -> None:
+    def __init__(
+        self,
+        root: str,
+        protocol: str | None = None,
+        seed: int = 0,
+        batch_size: int = 128,
+        eval_batch_size: int = 512,
+        num_workers: int = 0,
+        augment: Literal["none", "crop", "flip_crop"] = "none",
+        download: bool = True,
+    ) -> None:
         super().__init__(root, protocol, seed, batch_size, eval_batch_size, num_workers, augment)
         self.download = download
 
@@ -50,8 +67,13 @@ class _IDXDataModule(HashDataModule):
         images, labels, source = [], [], []
         for side, (img_name, lab_name) in IDX_FILES.items():
             img_path, lab_path = (
-                find_or_fetch(name, roots, self.url if self.download else None, self.root,
-                              self.how_to_get.format(root=self.root))
+                find_or_fetch(
+                    name,
+                    roots,
+                    self.url if self.download else None,
+                    self.root,
+                    self.how_to_get.format(root=self.root),
+                )
                 for name in (img_name, lab_name)
             )
             x, y = read_idx(img_path), read_idx(lab_path)
@@ -65,8 +87,12 @@ class _IDXDataModule(HashDataModule):
             images.append(x[:, None])
             labels.append(np.eye(len(self.class_names), dtype=np.uint8)[y])
             source.append(np.full(len(y), side))
-        return DatasetArrays(np.concatenate(images), np.concatenate(labels),
-                             np.concatenate(source), list(self.class_names))
+        return DatasetArrays(
+            np.concatenate(images),
+            np.concatenate(labels),
+            np.concatenate(source),
+            list(self.class_names),
+        )
 
 
 class FashionMNISTDataModule(_IDXDataModule):

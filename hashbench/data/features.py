@@ -52,9 +52,16 @@ def _save_atomic(path: Path, **arrays: np.ndarray) -> None:
 
 
 @torch.no_grad()
-def compute_features(datamodule: HashDataModule, indices: np.ndarray, backbone: str,
-                     pretrained: bool | str = False, seed: int = 0, batch_size: int = 256,
-                     device: str | torch.device = "cpu", progress: bool = True) -> np.ndarray:
+def compute_features(
+    datamodule: HashDataModule,
+    indices: np.ndarray,
+    backbone: str,
+    pretrained: bool | str = False,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> np.ndarray:
     """Backbone features ``float32 (len(indices), d)`` of dataset items ``indices`` (no cache)."""
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
@@ -73,10 +80,14 @@ def compute_features(datamodule: HashDataModule, indices: np.ndarray, backbone: 
     model = torch.nn.Sequential(InputAdapter(input_spec(backbone)), net).to(device).eval()
     out = np.empty((len(indices), dim), dtype=np.float32)
     pos = 0
-    for batch in tqdm(loader, desc=f"features {backbone} ({len(indices)} images)",
-                      disable=not progress, leave=False):
+    for batch in tqdm(
+        loader,
+        desc=f"features {backbone} ({len(indices)} images)",
+        disable=not progress,
+        leave=False,
+    ):
         f = model(batch["image"].to(device)).float().cpu().numpy()
-        out[pos: pos + len(f)] = f
+        out[pos : pos + len(f)] = f
         pos += len(f)
     return out
 
@@ -93,9 +104,15 @@ class FeatureCache:
         device: where extraction runs.
     """
 
-    def __init__(self, datamodule: HashDataModule, backbone: str = "pixels",
-                 pretrained: bool | str = False, cache_dir: str | os.PathLike | None = None,
-                 seed: int = 0, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        datamodule: HashDataModule,
+        backbone: str = "pixels",
+        pretrained: bool | str = False,
+        cache_dir: str | os.PathLike | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
         self.datamodule = datamodule
         self.backbone = backbone
         self.pretrained = pretrained
@@ -121,8 +138,14 @@ class FeatureCache:
         cached_idx, cached = self._load()
         missing = np.setdiff1d(indices, cached_idx)
         if len(missing):
-            new = compute_features(self.datamodule, missing, self.backbone, self.pretrained,
-                                   self.seed, device=self.device)
+            new = compute_features(
+                self.datamodule,
+                missing,
+                self.backbone,
+                self.pretrained,
+                self.seed,
+                device=self.device,
+            )
             cached_idx = np.concatenate([cached_idx, missing])
             cached = new if cached.size == 0 else np.concatenate([cached, new])
             order = np.argsort(cached_idx)

@@ -32,7 +32,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise CorruptDatasetError(f"{path} is truncated inside its IDX header")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = int(np.prod(shape))
     if len(data) - header != expected:
         raise CorruptDatasetError(
@@ -52,8 +52,9 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
         f.write(header + array.tobytes())
 
 
-def find_or_fetch(name: str, roots: list[Path], base_url: str | None, dest: Path,
-                  how_to_get: str) -> Path:
+def find_or_fetch(
+    name: str, roots: list[Path], base_url: str | None, dest: Path, how_to_get: str
+) -> Path:
     """Path of file ``name`` (or its un-gzipped form) in the first of ``roots`` that has it.
 
     If none has it and ``base_url`` is given, download ``base_url + name`` into ``dest`` (atomic);

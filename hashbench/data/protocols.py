@@ -88,24 +88,74 @@ def get_protocol(name: str) -> Protocol:
 
 
 for _p in (
-    Protocol("cifar10-54k", Draw(100, True), Draw(500, True), "rest_minus_train", k=54000,
-             description="1,000 query / 5,000 train / the other 54,000 as database"),
-    Protocol("cifar10-59k", Draw(100, True), Draw(500, True), "rest",
-             description="1,000 query / 5,000 train / all 59,000 non-query as database"),
-    Protocol("cifar10-50k", Draw(None, source="test"), Draw(None, source="train"), "train", k=1000,
-             description="the 10,000 test images as queries against the 50,000 training images"),
-    Protocol("fashion-mnist-69k", Draw(100, True, "test"), Draw(500, True, "train"), "rest",
-             description="100 per class test queries / 500 per class train / 69,000 database"),
-    Protocol("mnist-69k", Draw(100, True, "test"), Draw(500, True, "train"), "rest",
-             description="100 per class test queries / 500 per class train / 69,000 database"),
-    Protocol("nus-wide-21", Draw(100, True), Draw(500, True), "rest", k=5000, top_labels=21,
-             description="21 most frequent concepts: 100 per concept query / 500 per concept train"),
-    Protocol("nus-wide-81", Draw(5000), Draw(10000), "rest", k=5000,
-             description="5,000 random query / 10,000 train / the rest as database"),
-    Protocol("svhn", Draw(100, True, "test"), Draw(500, True, "train"), "rest",
-             description="100 per class test queries / 500 per class train / the rest as database"),
-    Protocol("tiny", Draw(10, True, "test"), Draw(50, True, "train"), "rest",
-             description="10 per class query / 50 per class train: smoke tests and quick looks"),
+    Protocol(
+        "cifar10-54k",
+        Draw(100, True),
+        Draw(500, True),
+        "rest_minus_train",
+        k=54000,
+        description="1,000 query / 5,000 train / the other 54,000 as database",
+    ),
+    Protocol(
+        "cifar10-59k",
+        Draw(100, True),
+        Draw(500, True),
+        "rest",
+        description="1,000 query / 5,000 train / all 59,000 non-query as database",
+    ),
+    Protocol(
+        "cifar10-50k",
+        Draw(None, source="test"),
+        Draw(None, source="train"),
+        "train",
+        k=1000,
+        description="the 10,000 test images as queries against the 50,000 training images",
+    ),
+    Protocol(
+        "fashion-mnist-69k",
+        Draw(100, True, "test"),
+        Draw(500, True, "train"),
+        "rest",
+        description="100 per class test queries / 500 per class train / 69,000 database",
+    ),
+    Protocol(
+        "mnist-69k",
+        Draw(100, True, "test"),
+        Draw(500, True, "train"),
+        "rest",
+        description="100 per class test queries / 500 per class train / 69,000 database",
+    ),
+    Protocol(
+        "nus-wide-21",
+        Draw(100, True),
+        Draw(500, True),
+        "rest",
+        k=5000,
+        top_labels=21,
+        description="21 most frequent concepts: 100 per concept query / 500 per concept train",
+    ),
+    Protocol(
+        "nus-wide-81",
+        Draw(5000),
+        Draw(10000),
+        "rest",
+        k=5000,
+        description="5,000 random query / 10,000 train / the rest as database",
+    ),
+    Protocol(
+        "svhn",
+        Draw(100, True, "test"),
+        Draw(500, True, "train"),
+        "rest",
+        description="100 per class test queries / 500 per class train / the rest as database",
+    ),
+    Protocol(
+        "tiny",
+        Draw(10, True, "test"),
+        Draw(50, True, "train"),
+        "rest",
+        description="10 per class query / 50 per class train: smoke tests and quick looks",
+    ),
 ):
     register_protocol(_p)
 
@@ -125,8 +175,14 @@ def _candidates(pool: np.ndarray, source: np.ndarray, want: Source) -> np.ndarra
     return pool[source[pool] == want]
 
 
-def _draw(rule: Draw, pool: np.ndarray, labels: np.ndarray, source: np.ndarray,
-          rng: np.random.Generator, what: str) -> np.ndarray:
+def _draw(
+    rule: Draw,
+    pool: np.ndarray,
+    labels: np.ndarray,
+    source: np.ndarray,
+    rng: np.random.Generator,
+    what: str,
+) -> np.ndarray:
     cand = _candidates(pool, source, rule.source)
     if rule.count is None:
         return np.sort(cand)
@@ -145,8 +201,9 @@ def _draw(rule: Draw, pool: np.ndarray, labels: np.ndarray, source: np.ndarray,
     return np.flatnonzero(taken)
 
 
-def draw_split(protocol: Protocol, labels: np.ndarray, source: np.ndarray,
-               seed: int) -> dict[str, np.ndarray]:
+def draw_split(
+    protocol: Protocol, labels: np.ndarray, source: np.ndarray, seed: int
+) -> dict[str, np.ndarray]:
     """Draw the five sets of ``protocol`` (sorted ``int64`` item indices) with ``seed``.
 
     Args:
@@ -170,8 +227,9 @@ def draw_split(protocol: Protocol, labels: np.ndarray, source: np.ndarray,
     n_val = max(1, int(round(protocol.val_fraction * len(train))))
     val_query = np.sort(rng.choice(train, size=n_val, replace=False))
     val_database = np.setdiff1d(train, val_query)
-    out = dict(train=train, val_query=val_query, val_database=val_database, query=query,
-               database=database)
+    out = dict(
+        train=train, val_query=val_query, val_database=val_database, query=query, database=database
+    )
     return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
 
 
@@ -180,8 +238,13 @@ def split_path(split_dir: str | os.PathLike, protocol: str, seed: int) -> Path:
     return Path(split_dir) / f"{protocol}-seed{seed}.npz"
 
 
-def load_or_create_split(split_dir: str | os.PathLike, protocol: Protocol, labels: np.ndarray,
-                         source: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+def load_or_create_split(
+    split_dir: str | os.PathLike,
+    protocol: Protocol,
+    labels: np.ndarray,
+    source: np.ndarray,
+    seed: int,
+) -> dict[str, np.ndarray]:
     """Load the saved split, or draw and save it atomically on first use.
 
     Raises:

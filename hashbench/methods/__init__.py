@@ -19,7 +19,9 @@ def method_class(key: str) -> type:
     try:
         path = METHODS[key]
     except KeyError:
-        raise ValueError(f"unknown method {key!r}; registered: {', '.join(sorted(METHODS))}") from None
+        raise ValueError(
+            f"unknown method {key!r}; registered: {', '.join(sorted(METHODS))}"
+        ) from None
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
 
@@ -45,7 +47,9 @@ def load_method(ckpt_path: str, map_location: str = "cpu"):
             f"checkpoint {ckpt_path} not found; `hashbench fit` prints the best checkpoint's path "
             "(under <default_root_dir>/lightning_logs/version_*/checkpoints/)"
         )
-    hparams = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+    hparams = torch.load(ckpt_path, map_location="cpu", weights_only=False).get(
+        "hyper_parameters", {}
+    )
     class_path = hparams.get("_class_path")
     by_path = {path: key for key, path in METHODS.items()}
     if class_path not in by_path:

@@ -71,8 +71,14 @@ class HashingMethod(L.LightningModule):
     #: relaxation of the hash layer; subclasses set it.
     activation: ClassVar[Activation] = "tanh"
 
-    def __init__(self, bits: int = 32, backbone: str = "small_cnn", pretrained: bool | str = False,
-                 optim: Optim = Optim(), ties: Literal["index", "expected"] = "index") -> None:
+    def __init__(
+        self,
+        bits: int = 32,
+        backbone: str = "small_cnn",
+        pretrained: bool | str = False,
+        optim: Optim = Optim(),
+        ties: Literal["index", "expected"] = "index",
+    ) -> None:
         super().__init__()
         check_bits(bits)
         self.save_hyperparameters()
@@ -127,8 +133,12 @@ class HashingMethod(L.LightningModule):
         lr = self.optim.lr
         groups = [{"params": rest, "lr": lr}]
         if any(p.requires_grad for p in backbone):
-            groups.append({"params": [p for p in backbone if p.requires_grad],
-                           "lr": lr * self.optim.backbone_lr_mult})
+            groups.append(
+                {
+                    "params": [p for p in backbone if p.requires_grad],
+                    "lr": lr * self.optim.backbone_lr_mult,
+                }
+            )
         return groups
 
     def make_optimizer(self, groups: list[dict]) -> torch.optim.Optimizer:
@@ -136,9 +146,12 @@ class HashingMethod(L.LightningModule):
         if o.name == "adam":
             return torch.optim.Adam(groups, lr=o.lr, weight_decay=o.weight_decay)
         if o.name == "sgd":
-            return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-        return torch.optim.RMSprop(groups, lr=o.lr, momentum=o.momentum,
-                                   weight_decay=o.weight_decay)
+            return torch.optim.SGD(
+                groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay
+            )
+        return torch.optim.RMSprop(
+            groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay
+        )
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.parameter_groups())
@@ -154,9 +167,15 @@ class HashingMethod(L.LightningModule):
     def configure_callbacks(self):
         from lightning.pytorch.callbacks import ModelCheckpoint
 
-        return [ModelCheckpoint(monitor="val/mAP", mode="max", save_last=True,
-                                filename="epoch{epoch:03d}-valmAP{val/mAP:.4f}",
-                                auto_insert_metric_name=False)]
+        return [
+            ModelCheckpoint(
+                monitor="val/mAP",
+                mode="max",
+                save_last=True,
+                filename="epoch{epoch:03d}-valmAP{val/mAP:.4f}",
+                auto_insert_metric_name=False,
+            )
+        ]
 
     # -- evaluation -----------------------------------------------------------------------------------
     def _datamodule(self):
@@ -170,7 +189,8 @@ class HashingMethod(L.LightningModule):
         metric = HashRetrievalMetric(
             k=getattr(dm, "metric_k", None),
             metrics=("mAP",) if stage == "val" else self._test_metric_groups(dm),
-            ties=self.ties, seed=getattr(dm, "seed", 0),
+            ties=self.ties,
+            seed=getattr(dm, "seed", 0),
         ).to(self.device)
         self._metrics[stage] = metric
         return metric
@@ -182,8 +202,9 @@ class HashingMethod(L.LightningModule):
 
     def _eval_step(self, stage: str, batch: dict, dataloader_idx: int) -> None:
         role = "query" if dataloader_idx == 0 else "database"
-        self._metrics[stage].update(self.encode(batch["image"]), batch["label"], role,
-                                    indices=batch["index"])
+        self._metrics[stage].update(
+            self.encode(batch["image"]), batch["label"], role, indices=batch["index"]
+        )
 
     def on_validation_epoch_start(self) -> None:
         self._metric("val")
@@ -210,8 +231,11 @@ class HashingMethod(L.LightningModule):
         self.log_dict(scalars)
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
-        return {"codes": self.encode(batch["image"]).cpu(), "index": batch["index"].cpu(),
-                "dataloader_idx": dataloader_idx}
+        return {
+            "codes": self.encode(batch["image"]).cpu(),
+            "index": batch["index"].cpu(),
+            "dataloader_idx": dataloader_idx,
+        }
 
 
 def _map_key(result: dict) -> str:
@@ -230,6 +254,11 @@ class PairwiseHashingMethod(HashingMethod):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self.loss(self(batch["image"]), batch["label"])
         terms = out if isinstance(out, dict) else {"loss": out}
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()},
-                      prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["label"]))
+        self.log_dict(
+            {f"train/{k}": v.detach() for k, v in terms.items()},
+            prog_bar=True,
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(batch["label"]),
+        )
         return terms["loss"]

@@ -41,9 +41,16 @@ class DSH(PairwiseHashingMethod):
 
     activation = "identity"
 
-    def __init__(self, bits: int = 32, backbone: str = "small_cnn", pretrained: bool | str = False,
-                 margin: float | None = None, alpha: float = 0.01, optim: Optim = Optim(),
-                 ties: Literal["index", "expected"] = "index") -> None:
+    def __init__(
+        self,
+        bits: int = 32,
+        backbone: str = "small_cnn",
+        pretrained: bool | str = False,
+        margin: float | None = None,
+        alpha: float = 0.01,
+        optim: Optim = Optim(),
+        ties: Literal["index", "expected"] = "index",
+    ) -> None:
         super().__init__(bits, backbone, pretrained, optim, ties)
         self.contrastive = ContrastiveLoss(margin=margin)
         self.regulariser = L1ToBinaryLoss()
@@ -52,5 +59,8 @@ class DSH(PairwiseHashingMethod):
     def loss(self, h: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         contrastive = self.contrastive(h=h, labels=labels)
         reg = self.regulariser(h=h)
-        return {"loss": contrastive + self.alpha * reg, "contrastive": contrastive,
-                "l1_to_binary": reg}
+        return {
+            "loss": contrastive + self.alpha * reg,
+            "contrastive": contrastive,
+            "l1_to_binary": reg,
+        }

@@ -22,8 +22,9 @@ class HashHead(nn.Module):
         scale: multiplier inside the activation (``tanh(scale * x)``; the ``eps`` of seed 000 eq. 1).
     """
 
-    def __init__(self, in_features: int, bits: int, activation: Activation = "tanh",
-                 scale: float = 1.0) -> None:
+    def __init__(
+        self, in_features: int, bits: int, activation: Activation = "tanh", scale: float = 1.0
+    ) -> None:
         super().__init__()
         self.linear = nn.Linear(in_features, bits)
         self.activation = activation

@@ -48,7 +48,9 @@ def test_encode_gives_packed_codes(key: str, bits: int) -> None:
     assert codes.dtype == torch.uint8 and codes.shape == (12, bits // 8)
     # packing agrees with the 1[h >= threshold] rule bit for bit
     h = model(_batch()["image"]).detach().numpy()
-    np.testing.assert_array_equal(unpack_bits(codes.numpy()), (h >= model.threshold).astype(np.uint8))
+    np.testing.assert_array_equal(
+        unpack_bits(codes.numpy()), (h >= model.threshold).astype(np.uint8)
+    )
 
 
 @pytest.mark.parametrize("bits", [0, 12, 33, -8])

@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATASET ?= fashion-mnist
 BITS ?= 32
+EPOCHS ?= 20
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
@@ -12,8 +13,8 @@ STAMP := $(VENV)/.installed
 .PHONY: help install data test test-all lint format bench bench-baselines bench-index clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: DATASET=$(DATASET) (fashion-mnist | mnist | cifar10), BITS=$(BITS), PYTHON=$(PYTHON)"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@echo "  variables: DATASET=$(DATASET) (fashion-mnist | mnist | cifar10), BITS=$(BITS), EPOCHS=$(EPOCHS), PYTHON=$(PYTHON)"
 
 install: $(STAMP) ## create .venv and install hashbench + dev tools into it (idempotent)
 $(STAMP): pyproject.toml constraints.txt
@@ -45,7 +46,7 @@ format: install ## apply ruff fixes and formatting
 bench: install data ## train + test DSH at BITS bits on DATASET (default: the embedded Fashion-MNIST)
 	$(BIN)/hashbench fit --config configs/methods/dsh.yaml \
 	  --config configs/data/$(subst -,_,$(DATASET)).yaml --config configs/trainer/default.yaml \
-	  --model.init_args.bits $(BITS) --test_after_fit true
+	  --model.init_args.bits $(BITS) --trainer.max_epochs $(EPOCHS) --test_after_fit true
 
 bench-baselines: install data ## shallow baselines side by side (fit time, encode/s, mAP) at 16/32/64 bits
 	$(BIN)/python benchmarks/baselines.py

@@ -46,7 +46,8 @@ def _help() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hashbench`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    from_shell = argv is None
+    argv = list(sys.argv[1:] if from_shell else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_help())
         return 0
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] in LIGHTNING_SUBCOMMANDS:
         from hashbench.lightning_cli import HashbenchCLI
 
-        HashbenchCLI(args=argv)
+        HashbenchCLI(args=None if from_shell else argv)  # LightningCLI reads sys.argv itself
         return 0
     if argv[0] in OTHER_SUBCOMMANDS:
         from hashbench import commands

@@ -50,6 +50,9 @@ def _data_args(root: Path) -> list[str]:
     ]
 
 
+NO_LOGGER = ["--trainer.logger", "false"]
+
+
 def _trainer_args(tmp_path: Path) -> list[str]:
     return [
         "--trainer.max_epochs",
@@ -166,6 +169,7 @@ def test_paper_configs_match_loop_references(
             "--model.init_args.bits",
             "16",
             *_data_args(fashion_mnist_root),
+            *NO_LOGGER,
         ],
         run=False,
     )
@@ -371,7 +375,9 @@ def test_custom_yaml_parses_and_instantiates(
         main(["fit", "--config", str(config), *_data_args(fashion_mnist_root), "--print_config"])
     assert e.value.code == 0
     assert "hashbench.losses.ContrastiveLoss" in capsys.readouterr().out
-    cli = HashbenchCLI(args=["--config", str(config), *_data_args(fashion_mnist_root)], run=False)
+    cli = HashbenchCLI(
+        args=["--config", str(config), *_data_args(fashion_mnist_root), *NO_LOGGER], run=False
+    )
     model = cli.model
     assert [type(t).__name__ for t in model.objective] == [
         "ContrastiveLoss",
@@ -420,7 +426,7 @@ def test_checkpoint_round_trip_through_the_cli(tmp_path: Path, fashion_mnist_roo
     assert stored["hyper_parameters"]["num_classes"] == 10
     restored = Composite.load_from_checkpoint(ckpt)
     reference = HashbenchCLI(
-        args=["--config", str(config), *_data_args(fashion_mnist_root)], run=False
+        args=["--config", str(config), *_data_args(fashion_mnist_root), *NO_LOGGER], run=False
     ).model
     _assert_same_objective(restored, reference)
     assert restored.classifier.out_features == 10

@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data test test-all lint format bench bench-baselines bench-index clean
+.PHONY: help install data test test-all lint format bench sweep bench-baselines bench-index clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ bench: install data ## train + test DSH at BITS bits on DATASET (default: the em
 	$(BIN)/hashbench fit --config configs/methods/dsh.yaml \
 	  --config configs/data/$(subst -,_,$(DATASET)).yaml --config configs/trainer/default.yaml \
 	  --model.init_args.bits $(BITS) --trainer.max_epochs $(EPOCHS) --test_after_fit true
+
+PROFILE ?= default
+sweep: install ## the full sweep of benchmarks/DATASET.yaml (every method x bits x seed) -> results/leaderboard.md
+	$(BIN)/hashbench bench --config benchmarks/$(DATASET).yaml --profile $(PROFILE)
 
 bench-baselines: install data ## shallow baselines side by side (fit time, encode/s, mAP) at 16/32/64 bits
 	$(BIN)/python benchmarks/baselines.py

@@ -18,6 +18,15 @@ OTHER_SUBCOMMANDS = {
     "encode": "encode a dataset split with a checkpoint: packed codes + a Faiss index on disk",
     "search": "query an index with image files or dataset ids (top-k or --radius)",
     "baseline": "fit a shallow baseline (lsh, pcah, sh, itq, sph, itq_cca, ksh, sdh) and evaluate it",
+    "bench": "sweep methods x bits x seeds from benchmarks/<dataset>.yaml into results/",
+    "leaderboard": "regenerate results/leaderboard.md, .csv and figures from the records",
+}
+ENTRY_POINTS = {
+    "encode": ("hashbench.commands", "encode_main"),
+    "search": ("hashbench.commands", "search_main"),
+    "baseline": ("hashbench.commands", "baseline_main"),
+    "bench": ("hashbench.bench.cli", "bench_main"),
+    "leaderboard": ("hashbench.bench.cli", "leaderboard_main"),
 }
 
 HELP = """usage: hashbench <subcommand> [options]
@@ -35,6 +44,7 @@ Run `hashbench <subcommand> --help` for a subcommand's options. Examples:
   hashbench encode --ckpt best.ckpt --config configs/data/fashion_mnist.yaml --split database --out codes
   hashbench search --ckpt best.ckpt --index codes/database.faissb --image '[query.png]' --k 10
   hashbench baseline --baseline ksh --bits 32 --config configs/data/fashion_mnist.yaml
+  hashbench bench --config benchmarks/fashion-mnist.yaml --dry_run true
 """
 
 
@@ -62,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         HashbenchCLI(args=None if from_shell else argv)  # LightningCLI reads sys.argv itself
         return 0
     if argv[0] in OTHER_SUBCOMMANDS:
-        from hashbench import commands
+        import importlib
 
-        return getattr(commands, f"{argv[0]}_main")(argv[1:])
+        module, function = ENTRY_POINTS[argv[0]]
+        return getattr(importlib.import_module(module), function)(argv[1:])
     print(f"hashbench: unknown subcommand {argv[0]!r}\n\n{_help()}", file=sys.stderr)
     return 2
 

@@ -1,0 +1,297 @@
+"""Figures of a benchmark's records (seaborn / matplotlib, Agg backend, small PNGs).
+
+Per benchmark (dataset), from the ``ok`` records only:
+
+- ``<name>-map-vs-bits.png``: the preset's mAP against code length, one line per method (mean over
+  seeds, error bars = std when there are several seeds);
+- ``<name>-pr-<b>bits.png``: precision-recall curves over Hamming radius ``r = 0..b`` (PROTOCOL.md,
+  "PR curve") at 32 and 64 bits (or, when neither was run, the largest code length), curves
+  averaged over seeds;
+- ``<name>-precision-at-n-<b>bits.png``: Precision@N against N at the same code lengths;
+- ``<name>-map-vs-query-time.png``: mAP against the time to answer one query (encode it and take
+  its top-k from the index, ``times.query_ms``) at the reference code length (32 bits, else the
+  largest).
+
+Which figures exist is decided by the records alone (:func:`plan_figures`), so the leaderboard can
+list them deterministically. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Code lengths of the PR and P@N figures when they were run.
+CURVE_BITS = (32, 64)
+#: Preferred reference code length of the cost table and the time figure.
+REFERENCE_BITS = 32
+DPI = 100
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One planned figure: what it shows and where it goes (relative to the figures folder)."""
+
+    dataset: str
+    kind: str  # map_vs_bits | pr | pn | map_vs_time
+    bits: int | None
+    filename: str
+    caption: str
+
+
+def ok_records(records: list[dict], dataset: str) -> list[dict]:
+    """The ``ok`` records of one benchmark, in their (sorted) order."""
+    return [r for r in records if r.get("benchmark") == dataset and r.get("status") == "ok"]
+
+
+def map_key(record: dict) -> str | None:
+    """The preset's mAP key of a record (``mAP@all``, ``mAP@5000``, ...)."""
+    return next(
+        (k for k in sorted(record.get("metrics", {})) if k.startswith("mAP@") and "H<=" not in k),
+        None,
+    )
+
+
+def reference_bits(bits: list[int]) -> int | None:
+    """32 when present, else the largest code length (``None`` for no bits)."""
+    if not bits:
+        return None
+    return REFERENCE_BITS if REFERENCE_BITS in bits else max(bits)
+
+
+def curve_bits(bits: list[int]) -> list[int]:
+    """The code lengths of the curve figures: those of :data:`CURVE_BITS` present, else the largest."""
+    chosen = [b for b in CURVE_BITS if b in bits]
+    return chosen or ([max(bits)] if bits else [])
+
+
+def plan_figures(records: list[dict]) -> dict[str, list[Figure]]:
+    """Per benchmark, the figures its ok records support, in a fixed order."""
+    out: dict[str, list[Figure]] = {}
+    for dataset in sorted({str(r.get("benchmark")) for r in records}):
+        ok = ok_records(records, dataset)
+        if not ok:
+            continue
+        bits = sorted({int(r["bits"]) for r in ok})
+        figs = [
+            Figure(
+                dataset,
+                "map_vs_bits",
+                None,
+                f"{dataset}-map-vs-bits.png",
+                "mAP against code length",
+            )
+        ]
+        for b in curve_bits(bits):
+            if any(r["bits"] == b and "pr_curve/precision" in r.get("curves", {}) for r in ok):
+                figs.append(
+                    Figure(dataset, "pr", b, f"{dataset}-pr-{b}bits.png", f"P-R curves, {b} bits")
+                )
+            if any(r["bits"] == b and "P@N_curve" in r.get("curves", {}) for r in ok):
+                figs.append(
+                    Figure(
+                        dataset,
+                        "pn",
+                        b,
+                        f"{dataset}-precision-at-n-{b}bits.png",
+                        f"Precision@N, {b} bits",
+                    )
+                )
+        ref = reference_bits(bits)
+        if any(r["bits"] == ref and "query_ms" in r.get("times", {}) for r in ok):
+            figs.append(
+                Figure(
+                    dataset,
+                    "map_vs_time",
+                    ref,
+                    f"{dataset}-map-vs-query-time.png",
+                    f"mAP against query time, {ref} bits",
+                )
+            )
+        out[dataset] = figs
+    return out
+
+
+def _method_order(ok: list[dict]) -> list[str]:
+    kinds = {r["method"]: r.get("kind", "deep") for r in ok}
+    return sorted(kinds, key=lambda m: (kinds[m] != "deep", m))
+
+
+def _styles(methods: list[str], kinds: dict[str, str]) -> dict[str, dict]:
+    import seaborn as sns
+
+    palette = sns.color_palette("tab10" if len(methods) <= 10 else "tab20", len(methods))
+    return {
+        m: {
+            "color": palette[i],
+            "linestyle": "-" if kinds.get(m) == "deep" else "--",
+            "marker": "o" if kinds.get(m) == "deep" else "s",
+        }
+        for i, m in enumerate(methods)
+    }
+
+
+def _mean_curves(ok: list[dict], bits: int, x_key: str, y_key: str) -> dict[str, tuple]:
+    by_method: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for r in ok:
+        c = r.get("curves", {})
+        if r["bits"] == bits and x_key in c and y_key in c:
+            by_method[r["method"]].append(
+                (np.asarray(c[x_key], float), np.asarray(c[y_key], float))
+            )
+    out = {}
+    for m, pairs in by_method.items():
+        n = min(len(x) for x, _ in pairs)
+        out[m] = (
+            np.mean([x[:n] for x, _ in pairs], axis=0),
+            np.mean([y[:n] for _, y in pairs], axis=0),
+        )
+    return out
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _legend(ax) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(
+            handles,
+            labels,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=7,
+            frameon=False,
+            ncol=1 if len(labels) <= 16 else 2,
+        )
+
+
+def _map_vs_bits(ok: list[dict], fig_spec: Figure, styles: dict, order: list[str]):
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    rows = [
+        {"method": r["method"], "bits": int(r["bits"]), "mAP": r["metrics"][map_key(r)]}
+        for r in ok
+        if map_key(r)
+    ]
+    frame = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    key = next((map_key(r) for r in ok if map_key(r)), "mAP")
+    sns.lineplot(
+        data=frame,
+        x="bits",
+        y="mAP",
+        hue="method",
+        hue_order=[m for m in order if m in set(frame["method"])],
+        palette={m: s["color"] for m, s in styles.items()},
+        style="method",
+        dashes={m: "" if s["linestyle"] == "-" else (4, 2) for m, s in styles.items()},
+        markers={m: s["marker"] for m, s in styles.items()},
+        errorbar="sd",
+        ax=ax,
+    )
+    ax.set_xticks(sorted(frame["bits"].unique()))
+    ax.set_xlabel("bits")
+    ax.set_ylabel(key)
+    ax.set_title(f"{fig_spec.dataset}: {key} against code length")
+    _legend(ax)
+    return fig
+
+
+def _curves(ok: list[dict], fig_spec: Figure, styles: dict, order: list[str]):
+    import matplotlib.pyplot as plt
+
+    if fig_spec.kind == "pr":
+        curves = _mean_curves(ok, fig_spec.bits, "pr_curve/recall", "pr_curve/precision")
+        xlabel, ylabel = "recall", "precision"
+        title = f"{fig_spec.dataset}: precision-recall over Hamming radius, {fig_spec.bits} bits"
+    else:
+        curves = _mean_curves(ok, fig_spec.bits, "P@N_curve/N", "P@N_curve")
+        xlabel, ylabel = "N (top retrieved)", "precision@N"
+        title = f"{fig_spec.dataset}: precision@N, {fig_spec.bits} bits"
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for m in order:
+        if m not in curves:
+            continue
+        x, y = curves[m]
+        s = styles[m]
+        ax.plot(x, y, label=m, color=s["color"], linestyle=s["linestyle"], linewidth=1.2)
+    if fig_spec.kind == "pn":
+        ax.set_xscale("log")
+    else:
+        ax.set_xlim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    _legend(ax)
+    return fig
+
+
+def _map_vs_time(ok: list[dict], fig_spec: Figure, styles: dict, order: list[str]):
+    import matplotlib.pyplot as plt
+
+    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in ok:
+        if r["bits"] == fig_spec.bits and map_key(r) and "query_ms" in r.get("times", {}):
+            points[r["method"]].append((r["times"]["query_ms"], r["metrics"][map_key(r)]))
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for m in order:
+        if m not in points:
+            continue
+        x, y = np.mean(points[m], axis=0)
+        s = styles[m]
+        ax.scatter([x], [y], label=m, color=s["color"], marker=s["marker"], s=30)
+    ax.set_xscale("log")
+    ax.set_xlabel("query time, ms (encode the query + top-k from the index)")
+    key = next((map_key(r) for r in ok if map_key(r)), "mAP")
+    ax.set_ylabel(key)
+    ax.set_title(f"{fig_spec.dataset}: {key} against query time, {fig_spec.bits} bits", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    _legend(ax)
+    return fig
+
+
+def render_figures(records: list[dict], fig_dir: str | os.PathLike) -> list[Path]:
+    """Draw every planned figure into ``fig_dir``; returns the written paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig_dir = Path(fig_dir)
+    written = []
+    with plt.rc_context(), sns.axes_style("whitegrid"), sns.plotting_context("paper"):
+        for dataset, figs in plan_figures(records).items():
+            ok = ok_records(records, dataset)
+            order = _method_order(ok)
+            styles = _styles(order, {r["method"]: r.get("kind", "deep") for r in ok})
+            for spec in figs:
+                if spec.kind == "map_vs_bits":
+                    fig = _map_vs_bits(ok, spec, styles, order)
+                elif spec.kind in ("pr", "pn"):
+                    fig = _curves(ok, spec, styles, order)
+                else:
+                    fig = _map_vs_time(ok, spec, styles, order)
+                _save(fig, fig_dir / spec.filename)
+                written.append(fig_dir / spec.filename)
+    return written

@@ -1,0 +1,138 @@
+"""Benchmark grids: the shipped YAMLs, --only / --shard selection, and missing data."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from hashbench.baselines import BASELINES
+from hashbench.bench.cli import bench_main
+from hashbench.bench.runner import (
+    BenchConfigError,
+    expand_cells,
+    load_bench_config,
+    parse_only,
+    parse_shard,
+    select_cells,
+)
+from hashbench.methods import METHODS
+
+from .conftest import REPO, write_grid
+
+SHIPPED = ("fashion-mnist", "mnist", "cifar10", "nus-wide", "svhn")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("profile", ["default", "paper"])
+def test_shipped_grids_cover_every_method(name: str, profile: str) -> None:
+    cfg = load_bench_config(REPO / "benchmarks" / f"{name}.yaml", profile)
+    assert cfg.name == name
+    assert cfg.bits == (8, 16, 32, 48, 64)
+    expected = (set(METHODS) | set(BASELINES)) - {"composite"}
+    assert set(cfg.methods) == expected
+    assert cfg.protocol and cfg.layout
+    assert cfg.profile.args.get("trainer.max_epochs")
+    if profile == "paper":
+        assert len(cfg.seeds) >= 2
+
+
+def test_only_filters_methods_bits_and_seeds(tmp_path: Path, fashion_mnist_root: Path) -> None:
+    grid = write_grid(
+        tmp_path / "g.yaml", fashion_mnist_root, ["dsh", "itq", "lsh"], [8, 16, 32], [0, 1]
+    )
+    cfg = load_bench_config(grid)
+    cells = expand_cells(cfg)
+    assert len(cells) == 18
+    assert [c.kind for c in cells[:12]] == ["baseline"] * 12  # baselines first
+    picked = select_cells(cells, parse_only(["dsh,itq", "32"], cfg))
+    assert sorted(c.id for c in picked) == sorted(
+        f"{m}/32bits/seed{s}" for m in ("dsh", "itq") for s in (0, 1)
+    )
+    picked = select_cells(cells, parse_only(["seed=1", "16bits"], cfg))
+    assert sorted(c.id for c in picked) == sorted(
+        f"{m}/16bits/seed1" for m in ("dsh", "itq", "lsh")
+    )
+    with pytest.raises(BenchConfigError, match="neither a method"):
+        parse_only(["nosuch"], cfg)
+    with pytest.raises(BenchConfigError, match="not in the grid"):
+        parse_only(["64"], cfg)
+    assert parse_shard("2/5") == (2, 5) and parse_shard(None) is None
+    for bad in ("0/2", "3/2", "x"):
+        with pytest.raises(BenchConfigError):
+            parse_shard(bad)
+
+
+def test_bad_grids_are_rejected(tmp_path: Path, fashion_mnist_root: Path) -> None:
+    grid = write_grid(tmp_path / "g.yaml", fashion_mnist_root, ["nosuch"], [8])
+    with pytest.raises(BenchConfigError, match="unknown method"):
+        load_bench_config(grid)
+    grid = write_grid(tmp_path / "g.yaml", fashion_mnist_root, ["itq"], [12])
+    with pytest.raises(BenchConfigError, match="bits"):
+        load_bench_config(grid)
+    with pytest.raises(BenchConfigError, match="no profile"):
+        load_bench_config(write_grid(tmp_path / "g.yaml", fashion_mnist_root, ["itq"], [8]), "nope")
+    with pytest.raises(BenchConfigError, match="not found"):
+        load_bench_config(tmp_path / "missing.yaml")
+
+
+def test_missing_data_config_stops_at_once(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing may appear here
+    t0 = time.perf_counter()
+    rc = bench_main(["--config", str(REPO / "benchmarks/nus-wide.yaml"), "--results", "results"])
+    assert rc == 2
+    assert time.perf_counter() - t0 < 10
+    err = capsys.readouterr().err
+    assert "configs/data/nus_wide.yaml" in err
+    assert "data/nus-wide" in err and "Imagelist.txt" in err and "Expected layout" in err
+    assert "Nothing was run or written" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_dataset_files_stop_before_any_cell(tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "no-mnist"
+    empty.mkdir()
+    grid = write_grid(
+        tmp_path / "g.yaml",
+        empty,
+        ["dsh", "itq"],
+        [8],
+        data_config="configs/data/mnist.yaml",
+        name="mnist",
+        layout="data/mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz",
+    )
+    rc = bench_main(
+        ["--config", str(grid), "--results", str(tmp_path / "results"), "--progress", "false"]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "train-images-idx3-ubyte" in err and str(empty) in err
+    assert "Expected layout" in err and "data/mnist/" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_help_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from hashbench.bench.cli import build_parser; build_parser().format_help();"
+        "print('HEAVY', [m for m in ('torch', 'lightning', 'faiss', 'pandas') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout
+
+
+def test_index_kinds_match_the_index_module() -> None:
+    from hashbench.bench.runner import INDEX_KINDS
+    from hashbench.retrieval.index import KINDS
+
+    assert tuple(KINDS) == INDEX_KINDS
+
+
+def test_leaderboard_without_records_is_an_error(tmp_path: Path, capsys) -> None:
+    from hashbench.bench.cli import leaderboard_main
+
+    assert leaderboard_main(["--results", str(tmp_path / "none")]) == 2
+    assert "no records" in capsys.readouterr().err

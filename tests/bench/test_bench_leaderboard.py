@@ -1,0 +1,136 @@
+"""Leaderboard maths on hand-made records: mean ± std, bold, claims, cost table, CSV."""
+
+from __future__ import annotations
+
+import math
+
+from hashbench.bench.leaderboard import CLAIMS, render_csv, render_markdown
+
+
+def _record(method: str, bits: int, seed: int, m: float, kind: str = "baseline", **extra) -> dict:
+    sup = {"sdh": True, "ksh": True, "itq_cca": True}.get(
+        method, False if kind == "baseline" else None
+    )
+    return {
+        "benchmark": "toy",
+        "status": "ok",
+        "method": method,
+        "kind": kind,
+        "supervised": sup,
+        "bits": bits,
+        "seed": seed,
+        "cell": f"{method}/{bits}bits/seed{seed}",
+        "metrics": {"mAP@all": m, "mAP@H<=2": m / 2, "P@H<=2": m / 3, "P@500": m / 4},
+        "protocol": {
+            "name": "toy-proto",
+            "k": None,
+            "split_seed": 0,
+            "n_query": 10,
+            "n_database": 90,
+            "n_train": 50,
+            "data_key": "toy/toy-proto-seed0",
+        },
+        "times": {
+            "train_s": 1.0,
+            "encode_per_s": 1000.0,
+            "query_ms": 0.5,
+            "topk_qps": 10.0,
+            "radius_qps": 5.0,
+            "index_build_s": 0.001,
+            "topk_k": 100,
+            "radius": 2,
+        },
+        "memory": {"peak_rss_mb": 100.0, "rss_scope": "cell", "cuda_peak_mb": None},
+        "device": {"device": "cpu", "name": "Toy CPU (2 cores)"},
+        "finished_at": f"2026-01-0{1 + seed}T00:00:00Z",
+        "bench": {
+            "profile": "default",
+            "config": "benchmarks/toy.yaml",
+            "metrics": ["mAP", "mAP@H<=2", "P@H<=2", "P@500"],
+        },
+        "git_commit": "abcdef1234567890",
+        **extra,
+    }
+
+
+def _rows(md: str, section: str) -> dict[str, str]:
+    part = md.split(f"### {section}\n", 1)[1].split("\n###", 1)[0]
+    lines = [line for line in part.splitlines() if line.startswith("| ")][2:]  # header, ---
+    return {line.split("|")[1].strip(): line for line in lines}
+
+
+def test_mean_std_and_bold() -> None:
+    records = [
+        _record("sdh", 32, 0, 0.70),
+        _record("sdh", 32, 1, 0.74),
+        _record("itq", 32, 0, 0.40),
+        _record("itq", 32, 1, 0.44),
+        _record("dsh", 32, 0, 0.80, kind="deep"),
+    ]
+    md = render_markdown(records, figures=False)
+    rows = _rows(md, "mAP@all")
+    std = math.sqrt(((0.70 - 0.72) ** 2 + (0.74 - 0.72) ** 2) / 1)
+    assert f"0.720 ± {std:.3f}" in rows["sdh"]
+    assert "**0.800**" in rows["dsh"] and "**" not in rows["itq"]
+    assert list(rows) == ["dsh", "itq", "sdh"]  # deep first, then by name
+    assert "Seeds: 0, 1." in md and "finished 2026-01-01 to 2026-01-02 (UTC)" in md
+    assert "Toy CPU (2 cores)" in md
+    costs = _rows(md, "Cost at 32 bits")
+    assert "| 1.00 | 1,000 | 1.00 | 0.500 |" in costs["sdh"]
+
+
+def test_claims_held_not_held_and_not_measured() -> None:
+    records = []
+    for b, (sup, unsup) in {16: (0.7, 0.5), 32: (0.72, 0.52)}.items():
+        records += [_record("sdh", b, 0, sup), _record("ksh", b, 0, sup + 0.01)]
+        records += [_record("lsh", b, 0, unsup), _record("itq", b, 0, unsup - 0.1)]
+    records += [_record("dhih", 32, 0, 0.60, kind="deep")]  # below SDH (0.72) at 32 bits
+    records += [
+        _record("wsdh", 16, 0, 0.84 * 4, kind="deep"),
+        _record("dsh", 16, 0, 0.80 * 4, kind="deep"),
+    ]
+    md = render_markdown(records, figures=False)
+    claims = {
+        line.split("|")[2].strip(): line
+        for line in md.split("### Claims", 1)[1].splitlines()
+        if line.startswith("| seed") or line.startswith("| baselines")
+    }
+    assert len(claims) == len(CLAIMS)
+    sup_row = claims["supervised baselines beat unsupervised ones"]
+    assert "+0.200" in sup_row and "16: +0.200, 32: +0.200 (2/2 code lengths)" in sup_row
+    assert sup_row.rstrip(" |").endswith("yes")
+    dhih_row = claims["`dhih` beats SDH at 32 bits"]
+    assert "-0.120" in dhih_row and dhih_row.rstrip(" |").endswith("no")
+    ws_row = claims["WS- pretraining improves DSH by 2-6% (Precision@500)"]
+    assert "`P@500`" in ws_row and "+0.040" in ws_row and ws_row.rstrip(" |").endswith("yes")
+    assert claims["PC-AEGAN beats PC-WGAN (mAP@H<=2)"].rstrip(" |").endswith("not measured")
+
+
+def test_failed_records_listed_and_csv_sorted() -> None:
+    records = [
+        _record("itq", 8, 0, 0.5),
+        {
+            "benchmark": "toy",
+            "status": "failed",
+            "method": "dsh",
+            "kind": "deep",
+            "bits": 8,
+            "seed": 0,
+            "cell": "dsh/8bits/seed0",
+            "error": "ValueError: bad | thing\nmore",
+            "finished_at": "2026-01-01T00:00:00Z",
+        },
+    ]
+    md = render_markdown(records, figures=False)
+    assert "### Failed cells" in md and "ValueError: bad \\| thing" in md and "more" not in md
+    assert "1 ok, 1 failed" in md
+    csv_text = render_csv(records)
+    lines = csv_text.splitlines()
+    assert lines[0] == "benchmark,method,kind,bits,quantity,n,mean,std,seeds"
+    assert "toy,itq,baseline,8,mAP@all,1,0.5,,0" in lines
+    assert all(",dsh," not in line for line in lines)  # failed cells have no numbers
+    assert render_csv(list(reversed(records))) == csv_text
+
+
+def test_no_records() -> None:
+    assert "No records yet" in render_markdown([], figures=False)

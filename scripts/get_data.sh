@@ -27,6 +27,17 @@ case "$dataset" in
       echo "CIFAR-10 not found: extract cifar-10-python.tar.gz" >&2
       echo "(https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz) into data/cifar10/," >&2
       echo "giving data/cifar10/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}." >&2; exit 1; } ;;
+  svhn)
+    [ -f data/svhn/train_32x32.mat ] && [ -f data/svhn/test_32x32.mat ] || {
+      echo "SVHN not found: put train_32x32.mat and test_32x32.mat" >&2
+      echo "(http://ufldl.stanford.edu/housenumbers/, format 2) into data/svhn/." >&2; exit 1; } ;;
+  nus-wide)
+    [ -f data/nus-wide/ImageList/Imagelist.txt ] || [ -f data/nus-wide/train.txt ] || {
+      echo "NUS-WIDE not found under data/nus-wide/. Expected either the distributed layout" >&2
+      echo "  data/nus-wide/ImageList/Imagelist.txt, data/nus-wide/Groundtruth/AllLabels/Labels_<concept>.txt," >&2
+      echo "  data/nus-wide/NUS_WID_Tags/All_Tags.txt and the images under data/nus-wide/images/" >&2
+      echo "or hashing list files data/nus-wide/{train,test}.txt ('path 0 1 0 ...' with 21 or 81 labels)." >&2
+      echo "NUS-WIDE is not downloadable automatically; see README.md, 'Datasets'." >&2; exit 1; } ;;
   *)
-    echo "unknown DATASET '$dataset' (known: fashion-mnist, mnist, cifar10); see README.md" >&2; exit 1 ;;
+    echo "unknown DATASET '$dataset' (known: fashion-mnist, mnist, cifar10, svhn, nus-wide); see README.md" >&2; exit 1 ;;
 esac

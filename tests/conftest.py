@@ -59,3 +59,11 @@ def image_list_root(image_list_dataset: ImageListFixture) -> Path:
 def image_folder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``root/{train,test}/<class>/*.png``, 5 classes, 60 train + 12 test per class."""
     return make_image_folder(tmp_path_factory.mktemp("image-folder"), seed=5)
+
+
+@pytest.fixture(scope="session")
+def svhn_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SVHN ``train_32x32.mat`` / ``test_32x32.mat`` (60 train + 12 test per digit; 10 = digit 0)."""
+    from tests.fixtures import make_svhn
+
+    return make_svhn(tmp_path_factory.mktemp("svhn"), seed=6)

@@ -365,3 +365,39 @@ def make_image_folder(
             for i in range(n):
                 _save_image(root / side / name / f"{i:04d}.{ext}", images[i], image_format)
     return root
+
+
+# -- SVHN -----------------------------------------------------------------------------------------
+def make_svhn(
+    root: str | os.PathLike,
+    n_train_per_class: int = 60,
+    n_test_per_class: int = 12,
+    seed: int = 0,
+) -> Path:
+    """Write SVHN's official cropped-digit MATLAB (v5) files; returns the folder to pass as ``root``.
+
+    Writes ``train_32x32.mat`` and ``test_32x32.mat`` with ``X`` ``uint8 (32, 32, 3, N)`` (height,
+    width, RGB, image) and ``y`` ``uint8 (N, 1)`` in 1..10, **10 meaning digit 0** (as the real
+    files). The image of digit ``d`` carries the pattern of class ``d`` (:func:`pattern_images`),
+    so a loader that forgets the 10 -> 0 mapping is caught by :func:`pattern_scores`.
+
+    Args:
+        root: where to write.
+        n_train_per_class: training items per digit.
+        n_test_per_class: test items per digit.
+        seed: image noise seed.
+    """
+    import scipy.io
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, n, s in (
+        ("train_32x32.mat", n_train_per_class, seed),
+        ("test_32x32.mat", n_test_per_class, seed + 1),
+    ):
+        digits = _side_labels(n, 10)
+        images = pattern_images(np.eye(10, dtype=np.uint8)[digits], 32, 3, s)  # (N, 3, 32, 32)
+        y = np.where(digits == 0, 10, digits).astype(np.uint8)[:, None]
+        x = np.ascontiguousarray(images.transpose(2, 3, 1, 0))  # (32, 32, 3, N)
+        scipy.io.savemat(root / name, {"X": x, "y": y}, format="5", do_compression=False)
+    return root

@@ -20,6 +20,7 @@ _REGISTRY = {
     "fashion-mnist": "hashbench.data.fashion_mnist:FashionMNISTDataModule",
     "mnist": "hashbench.data.fashion_mnist:MNISTDataModule",
     "cifar10": "hashbench.data.cifar10:CIFAR10DataModule",
+    "svhn": "hashbench.data.svhn:SVHNDataModule",
     "image-list": "hashbench.data.image_list:ImageListDataModule",
     "image-folder": "hashbench.data.image_folder:ImageFolderDataModule",
 }

@@ -10,6 +10,7 @@ import importlib
 
 METHODS: dict[str, str] = {
     "dsh": "hashbench.methods.dsh.DSH",
+    "dhih": "hashbench.methods.dhih.DHIH",
     **{k: "hashbench.methods.composite.Composite" for k in ("composite", "dpsh", "dhn")},
 }
 

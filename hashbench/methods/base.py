@@ -17,7 +17,8 @@ A method overrides :meth:`training_step` (and, for GANs, sets ``automatic_optimi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal
 
 import lightning as L
@@ -86,7 +87,8 @@ class HashingMethod(L.LightningModule):
         from hashbench.models.backbones import build_backbone, input_spec
 
         self.bits = bits
-        self.optim = Optim(**optim) if isinstance(optim, dict) else optim  # dict when restored
+        self.optim = Optim(**optim) if isinstance(optim, Mapping) else optim  # dict when restored
+        self.hparams["optim"] = asdict(self.optim)  # plain data in checkpoints (weights_only loads)
         self.ties = ties
         self.adapter = InputAdapter(input_spec(backbone))
         self.backbone, self.feature_dim = build_backbone(backbone, pretrained)

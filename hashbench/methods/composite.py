@@ -51,7 +51,6 @@ Checkpoints: the hyper-parameters are stored as plain data (``terms`` as ``class
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import inspect
 import math
@@ -270,8 +269,6 @@ class Composite(HashingMethod):
         # The base class builds the hash head from `self.activation` (a class attribute for
         # fixed-relaxation methods); here it is configuration, so set it per instance first.
         self.activation = activation
-        if isinstance(optim, Mapping):  # plain hyper-parameters of a checkpoint
-            optim = Optim(**optim)
         with warnings.catch_warnings():  # replaced by a plain spec below
             warnings.filterwarnings("ignore", message=".*'tanh_beta_schedule' is an instance of")
             super().__init__(bits, backbone, pretrained, optim, ties)
@@ -314,7 +311,6 @@ class Composite(HashingMethod):
 
         # Plain-data hyper-parameters (rebuild the same objective from a checkpoint).
         self.hparams["terms"] = self._term_specs(weighted)
-        self.hparams["optim"] = dataclasses.asdict(self.optim)
         if self.relaxation is not None:
             self.hparams["tanh_beta_schedule"] = self._spec_or_object(self.relaxation)
 

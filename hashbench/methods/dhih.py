@@ -54,9 +54,7 @@ Resolved (details the abstract cannot fix):
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Mapping
 from typing import Literal
 
 import torch
@@ -188,10 +186,7 @@ class DHIH(HashingMethod):
                 raise ValueError(f"DHIH: {name} must be >= 0, got {w}")
         if num_classes is not None and num_classes < 1:
             raise ValueError(f"DHIH: num_classes must be >= 1 or null, got {num_classes}")
-        if isinstance(optim, Mapping):  # plain hyper-parameters of a checkpoint
-            optim = Optim(**optim)
         super().__init__(bits, backbone, pretrained, optim, ties)
-        self.hparams["optim"] = dataclasses.asdict(self.optim)
         self.scale = float(scale)
         self.margin = float(margin)
         self.margin_type: MarginType = margin_type

@@ -401,3 +401,31 @@ def make_svhn(
         x = np.ascontiguousarray(images.transpose(2, 3, 1, 0))  # (32, 32, 3, N)
         scipy.io.savemat(root / name, {"X": x, "y": y}, format="5", do_compression=False)
     return root
+
+
+# -- command lines for CLI tests on the Fashion-MNIST-format fixture --------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fixture_data_args(root: Path) -> list[str]:
+    """`hashbench` flags selecting the tiny Fashion-MNIST fixture at ``root`` (protocol ``tiny``)."""
+    return [
+        "--config", str(REPO / "configs/data/fashion_mnist.yaml"),
+        "--data.init_args.root", str(root),
+        "--data.init_args.protocol", "tiny",
+        "--data.init_args.download", "false",
+        "--data.init_args.batch_size", "32",
+    ]  # fmt: skip
+
+
+def quick_trainer_args(root_dir: Path, train_batches: int = 2) -> list[str]:
+    """`hashbench fit` flags for one short CPU epoch writing under ``root_dir``, without a logger."""
+    return [
+        "--trainer.max_epochs", "1",
+        "--trainer.limit_train_batches", str(train_batches),
+        "--trainer.accelerator", "cpu",
+        "--trainer.default_root_dir", str(root_dir),
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.logger", "false",
+    ]  # fmt: skip

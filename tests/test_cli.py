@@ -10,6 +10,7 @@ import pytest
 
 from hashbench.cli import LIGHTNING_SUBCOMMANDS, main
 from hashbench.methods import METHODS
+from tests.fixtures import fixture_data_args, quick_trainer_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,42 +37,15 @@ def test_unknown_subcommand_exits_2(capsys) -> None:
     assert "unknown subcommand" in capsys.readouterr().err
 
 
-def _data_args(root: Path) -> list[str]:
-    return [
-        "--config",
-        str(REPO / "configs/data/fashion_mnist.yaml"),
-        "--data.init_args.root",
-        str(root),
-        "--data.init_args.protocol",
-        "tiny",
-        "--data.init_args.download",
-        "false",
-        "--data.init_args.batch_size",
-        "32",
-    ]
-
-
-def _trainer_args(tmp_path: Path) -> list[str]:
-    return [
-        "--trainer.max_epochs",
-        "1",
-        "--trainer.limit_train_batches",
-        "2",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.logger",
-        "false",
-    ]
-
-
 @pytest.mark.parametrize("key", sorted(METHODS))
 def test_fit_then_test_one_step(key: str, fashion_mnist_root: Path, tmp_path: Path) -> None:
     method = ["--config", str(REPO / f"configs/methods/{key}.yaml"), "--model.init_args.bits", "16"]
-    assert main(["fit", *method, *_data_args(fashion_mnist_root), *_trainer_args(tmp_path)]) == 0
+    assert (
+        main(
+            ["fit", *method, *fixture_data_args(fashion_mnist_root), *quick_trainer_args(tmp_path)]
+        )
+        == 0
+    )
     ckpts = sorted(tmp_path.rglob("*.ckpt"))
     assert ckpts, "fit wrote no checkpoint"
     best = next(c for c in ckpts if c.name != "last.ckpt")
@@ -81,8 +55,8 @@ def test_fit_then_test_one_step(key: str, fashion_mnist_root: Path, tmp_path: Pa
             [
                 "test",
                 *method,
-                *_data_args(fashion_mnist_root),
-                *_trainer_args(tmp_path),
+                *fixture_data_args(fashion_mnist_root),
+                *quick_trainer_args(tmp_path),
                 "--ckpt_path",
                 str(best),
             ]
@@ -98,7 +72,7 @@ def test_print_config_composes(fashion_mnist_root: Path, capsys) -> None:
                 "fit",
                 "--config",
                 str(REPO / "configs/methods/dsh.yaml"),
-                *_data_args(fashion_mnist_root),
+                *fixture_data_args(fashion_mnist_root),
                 "--model.init_args.bits",
                 "64",
                 "--print_config",
@@ -118,7 +92,7 @@ def test_bad_bits_fails_at_configuration(fashion_mnist_root: Path, tmp_path: Pat
                 str(REPO / "configs/methods/dsh.yaml"),
                 "--model.init_args.bits",
                 "12",
-                *_data_args(fashion_mnist_root),
-                *_trainer_args(tmp_path),
+                *fixture_data_args(fashion_mnist_root),
+                *quick_trainer_args(tmp_path),
             ]
         )

@@ -12,6 +12,7 @@ from PIL import Image
 from hashbench.cli import main
 from hashbench.retrieval.codes import hamming_distances
 from hashbench.retrieval.index import HammingIndex
+from tests.fixtures import fixture_data_args, quick_trainer_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,28 +26,10 @@ def checkpoint(fashion_mnist_root: Path, tmp_path_factory) -> Path:
                 "fit",
                 "--config",
                 str(REPO / "configs/methods/dsh.yaml"),
-                "--config",
-                str(REPO / "configs/data/fashion_mnist.yaml"),
-                "--data.init_args.root",
-                str(fashion_mnist_root),
-                "--data.init_args.protocol",
-                "tiny",
-                "--data.init_args.download",
-                "false",
+                *fixture_data_args(fashion_mnist_root),
                 "--model.init_args.bits",
                 "16",
-                "--trainer.max_epochs",
-                "1",
-                "--trainer.limit_train_batches",
-                "3",
-                "--trainer.accelerator",
-                "cpu",
-                "--trainer.default_root_dir",
-                str(runs),
-                "--trainer.enable_progress_bar",
-                "false",
-                "--trainer.logger",
-                "false",
+                *quick_trainer_args(runs, train_batches=3),
             ]
         )
         == 0
@@ -160,14 +143,7 @@ def test_baseline_command_fits_and_evaluates(name: str, fashion_mnist_root: Path
                 name,
                 "--bits",
                 "16",
-                "--config",
-                str(REPO / "configs/data/fashion_mnist.yaml"),
-                "--data.init_args.root",
-                str(fashion_mnist_root),
-                "--data.init_args.protocol",
-                "tiny",
-                "--data.init_args.download",
-                "false",
+                *fixture_data_args(fashion_mnist_root),
                 "--json",
                 "true",
             ]
@@ -188,12 +164,7 @@ def test_baseline_command_rejects_bad_bits(fashion_mnist_root: Path) -> None:
                 "lsh",
                 "--bits",
                 "12",
-                "--config",
-                str(REPO / "configs/data/fashion_mnist.yaml"),
-                "--data.init_args.root",
-                str(fashion_mnist_root),
-                "--data.init_args.protocol",
-                "tiny",
+                *fixture_data_args(fashion_mnist_root),
             ]
         )
 
@@ -210,14 +181,7 @@ def test_encode_with_a_baseline(fashion_mnist_root: Path, tmp_path: Path) -> Non
                 "16",
                 "--split",
                 "query",
-                "--config",
-                str(REPO / "configs/data/fashion_mnist.yaml"),
-                "--data.init_args.root",
-                str(fashion_mnist_root),
-                "--data.init_args.protocol",
-                "tiny",
-                "--data.init_args.download",
-                "false",
+                *fixture_data_args(fashion_mnist_root),
                 "--out",
                 str(out),
             ]

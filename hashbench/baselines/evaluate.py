@@ -8,6 +8,7 @@ metrics (:func:`hashbench.retrieval.metrics.evaluate`) with the protocol's depth
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -34,26 +35,36 @@ def fit_and_evaluate(
     random_state: int = 0,
     metrics: tuple[str, ...] = DEFAULT_METRICS,
     ties: str = "index",
+    split_features: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Fit baseline ``name`` on ``train``, encode ``query`` and ``database``, evaluate.
 
+    Args:
+        split_features: precomputed ``train`` / ``query`` / ``database`` features (a sweep computes
+            them once for every cell); ``None`` reads them from the :class:`FeatureCache`.
+
     Returns the metrics of :func:`~hashbench.retrieval.metrics.evaluate` plus ``fit_s`` (fit wall
-    time), ``encode_per_s`` (database items encoded per second) and the fitted ``hasher``.
+    time), ``encode_s`` / ``encode_per_s`` (database encoding), ``query_encode_s``, the codes
+    (``query_codes``, ``database_codes``) and the fitted ``hasher``.
     """
     from hashbench.retrieval.metrics import evaluate
 
-    cache = FeatureCache(datamodule, features, pretrained)
-    x_train, x_query, x_db = (cache.split(s) for s in ("train", "query", "database"))
+    if split_features is None:
+        cache = FeatureCache(datamodule, features, pretrained)
+        split_features = {s: cache.split(s) for s in ("train", "query", "database")}
     hasher = make_baseline(name, bits, random_state)
     y_train = datamodule.labels("train") if name in SUPERVISED else None
     t0 = time.perf_counter()
-    hasher.fit(x_train, y_train)
+    hasher.fit(split_features["train"], y_train)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    db_codes = hasher.encode(x_db)
+    db_codes = hasher.encode(split_features["database"])
     encode_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    q_codes = hasher.encode(split_features["query"])
+    query_encode_s = time.perf_counter() - t0
     result = evaluate(
-        hasher.encode(x_query),
+        q_codes,
         db_codes,
         datamodule.labels("query"),
         datamodule.labels("database"),
@@ -62,10 +73,29 @@ def fit_and_evaluate(
         ties=ties,
         seed=datamodule.seed,
     )
-    result.update(fit_s=fit_s, encode_per_s=len(x_db) / max(encode_s, 1e-9), hasher=hasher)
+    result.update(
+        fit_s=fit_s,
+        encode_s=encode_s,
+        encode_per_s=len(db_codes) / max(encode_s, 1e-9),
+        query_encode_s=query_encode_s,
+        query_codes=q_codes,
+        database_codes=db_codes,
+        hasher=hasher,
+    )
     return result
 
 
+RESULT_EXTRAS = (
+    "fit_s",
+    "encode_s",
+    "encode_per_s",
+    "query_encode_s",
+    "query_codes",
+    "database_codes",
+    "hasher",
+)
+
+
 def scalar_metrics(result: dict[str, Any]) -> dict[str, float]:
-    """The scalar entries of a result (no curves, no fitted object)."""
+    """The scalar entries of a result (no curves, codes or fitted object)."""
     return {k: float(v) for k, v in result.items() if np.ndim(v) == 0 and k != "hasher"}

@@ -14,7 +14,7 @@ Cells (:class:`Cell`):
   (``trainer.test(..., ckpt_path="best")``); the metrics come from the method's ``test_results``.
   A callback (:func:`make_test_tap`) times the test pass's encoding and keeps its codes, which go
   into the index whose build and query times are recorded (no second encoding pass).
-- **baseline** (a key of :data:`hashbench.baselines.BASELINES`): the steps of
+- **baseline** (a key of :data:`hashbench.baselines.BASELINES`):
   :func:`hashbench.baselines.evaluate.fit_and_evaluate` on features from
   :class:`~hashbench.data.features.FeatureCache`, computed once per sweep and shared by every
   baseline cell, with the same metric groups as the deep methods' test.
@@ -899,50 +899,37 @@ class Sweep:
         return self._features[key], time.perf_counter() - t0
 
     def _run_baseline(self, p: PlannedCell) -> dict:
-        """Fit and evaluate a shallow baseline on the shared features.
-
-        The same steps as :func:`hashbench.baselines.evaluate.fit_and_evaluate` (fit on ``train``,
-        with labels when supervised; time the fit and the database encoding; evaluate ``query``
-        against ``database`` with the protocol's depth and tie seed), on features computed once per
-        sweep instead of once per call; ``tests/bench`` checks that both give the same numbers.
+        """Fit and evaluate a shallow baseline with
+        :func:`hashbench.baselines.evaluate.fit_and_evaluate`, on features computed once per sweep.
         """
         from hashbench.baselines import SUPERVISED
-        from hashbench.baselines.evaluate import make_baseline
-        from hashbench.retrieval.metrics import evaluate
+        from hashbench.baselines.evaluate import RESULT_EXTRAS, fit_and_evaluate
 
         dm = self.datamodule()
         x, features_s = self.features()
         name, bits = p.cell.method, p.cell.bits
-        hasher = make_baseline(name, bits, p.cell.seed)
-        y_train = dm.labels("train") if name in SUPERVISED else None
-        t0 = time.perf_counter()
-        hasher.fit(x["train"], y_train)
-        fit_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        db_codes = hasher.encode(x["database"])
-        encode_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        q_codes = hasher.encode(x["query"])
-        query_encode_s = time.perf_counter() - t0
-        result = evaluate(
-            q_codes,
-            db_codes,
-            dm.labels("query"),
-            dm.labels("database"),
-            k=dm.metric_k,
+        result = fit_and_evaluate(
+            name,
+            bits,
+            dm,
+            random_state=p.cell.seed,
             metrics=metric_groups(dm.multi_label),
             ties="index",
-            seed=dm.seed,
+            split_features=x,
         )
+        extras = {k: result.pop(k) for k in RESULT_EXTRAS}
+        q_codes, db_codes = extras["query_codes"], extras["database_codes"]
         times = {
-            "train_s": fit_s,
+            "train_s": extras["fit_s"],
             "features_s": features_s,
-            "encode_s": encode_s,
-            "encode_per_s": len(db_codes) / max(encode_s, 1e-12),
-            "query_encode_s": query_encode_s,
+            "encode_s": extras["encode_s"],
+            "encode_per_s": extras["encode_per_s"],
+            "query_encode_s": extras["query_encode_s"],
         }
         times.update(index_timing(q_codes, db_codes, bits, self.cfg.index))
-        times["query_ms"] = 1000 * (query_encode_s + times["topk_s"]) / max(len(q_codes), 1)
+        times["query_ms"] = (
+            1000 * (extras["query_encode_s"] + times["topk_s"]) / max(len(q_codes), 1)
+        )
         metrics, curves = split_metrics(result)
         return {
             "supervised": name in SUPERVISED,

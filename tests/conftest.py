@@ -67,3 +67,11 @@ def svhn_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.fixtures import make_svhn
 
     return make_svhn(tmp_path_factory.mktemp("svhn"), seed=6)
+
+
+@pytest.fixture(scope="session")
+def nus_wide_dataset(tmp_path_factory: pytest.TempPathFactory):
+    """Tiny NUS-WIDE in the distributed layout: 6 concepts x 90 images, 3 missing, 2 unlabelled."""
+    from tests.fixtures import make_nus_wide
+
+    return make_nus_wide(tmp_path_factory.mktemp("nus-wide"), seed=7)

@@ -429,3 +429,141 @@ def quick_trainer_args(root_dir: Path, train_batches: int = 2) -> list[str]:
         "--trainer.enable_progress_bar", "false",
         "--trainer.logger", "false",
     ]  # fmt: skip
+
+
+# -- NUS-WIDE (the distributed layout) --------------------------------------------------------------
+#: the first concepts of NUS-WIDE's Concepts81.txt (the fixture uses the first ``num_concepts``,
+#: then ``concept<k>``).
+NUS_CONCEPTS = ("airport", "animal", "beach", "bear", "birds", "boats", "book", "bridge")
+NUS_NOISE_TAGS = ("nikon", "canon", "2008", "me")
+
+
+@dataclass
+class NUSWIDEFixture:
+    """What :func:`make_nus_wide` wrote.
+
+    Attributes:
+        root: the dataset folder (pass as ``root``); images under ``root/Flickr``.
+        concepts: concept names in ``Concepts81.txt`` order.
+        rel_paths: every ``Imagelist.txt`` entry mapped to ``<category>/<file>`` (listed order).
+        labels: ``(n_listed, C)`` labels in listed order.
+        tags: tag list of each listed image.
+        missing: indices (listed order) whose image file was not written.
+        unlabelled: indices of images written with no concept.
+        test: indices on the official test side.
+    """
+
+    root: Path
+    concepts: list[str]
+    rel_paths: list[str]
+    labels: np.ndarray
+    tags: list[list[str]]
+    missing: list[int]
+    unlabelled: list[int]
+    test: list[int]
+
+
+def make_nus_wide(
+    root: str | os.PathLike,
+    per_concept: tuple[int, ...] | int = 90,
+    num_concepts: int = 6,
+    test_every: int = 6,
+    image_size: int = 32,
+    missing: int = 3,
+    unlabelled: int = 2,
+    link_images: bool = False,
+    bow: bool = True,
+    seed: int = 0,
+) -> NUSWIDEFixture:
+    """Write a tiny NUS-WIDE in the distributed layout (see :mod:`hashbench.data.nus_wide`).
+
+    ``per_concept`` images have concept ``c`` as primary label (about 30% also carry ``c + 1``);
+    every ``test_every``-th image is on the official test side (``TestImagelist.txt``); ``missing``
+    extra listed images are never written; ``unlabelled`` extra images carry no concept. Tags: the
+    concept names of the image, a related word ``<concept>_x``, and with probability 0.5 a noise tag
+    (:data:`NUS_NOISE_TAGS`). ``Imagelist.txt`` holds Windows paths
+    ``C:\\ImageData\\Flickr\\<category>\\<i>_<photo id>.jpg``. ``link_images`` writes one JPEG per
+    concept and hard-links the rest (fast, for large split-size fixtures). ``bow`` writes
+    ``BoW_int.dat`` (500 counts per image, concept-dependent).
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    concepts = [
+        NUS_CONCEPTS[k] if k < len(NUS_CONCEPTS) else f"concept{k}" for k in range(num_concepts)
+    ]
+    counts = (per_concept,) * num_concepts if isinstance(per_concept, int) else per_concept
+    primary = np.concatenate([np.full(n, c) for c, n in enumerate(counts)])
+    primary = primary[rng.permutation(len(primary))]
+    y = _multi_hot(primary, num_concepts, True, rng)
+    n_lab = len(y)
+    y = np.concatenate([y, np.zeros((unlabelled + missing, num_concepts), np.uint8)])
+    y[n_lab + unlabelled :, 0] = 1  # the missing ones carry a label (so they would be kept)
+    n = len(y)
+    cat = [concepts[int(primary[i])] if i < n_lab else "misc" for i in range(n)]
+    ids = rng.choice(10**9, size=n, replace=False) + 10**9
+    rel = [f"{cat[i]}/{i:04d}_{ids[i]}.jpg" for i in range(n)]
+    tags: list[list[str]] = []
+    for i in range(n):
+        t = [concepts[c] for c in np.flatnonzero(y[i])] + [f"{cat[i]}_x"]
+        if rng.random() < 0.5:
+            t.append(NUS_NOISE_TAGS[rng.integers(len(NUS_NOISE_TAGS))])
+        tags.append(t)
+    missing_idx = list(range(n_lab + unlabelled, n))
+    flickr = root / "Flickr"
+    if link_images:
+        protos = pattern_images(np.eye(num_concepts + 1, dtype=np.uint8), image_size, 3, seed)
+        proto_paths = []
+        for c in range(num_concepts + 1):
+            p = root / "_proto" / f"{c}.jpg"
+            _save_image(p, protos[c], "jpeg")
+            proto_paths.append(p)
+        for i in range(n):
+            if i in missing_idx:
+                continue
+            dst = flickr / rel[i]
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.link(proto_paths[int(primary[i]) if i < n_lab else num_concepts], dst)
+    else:
+        images = pattern_images(y, image_size, 3, seed + 1)
+        for i in range(n):
+            if i not in missing_idx:
+                _save_image(flickr / rel[i], images[i], "jpeg")
+    win = [f"C:\\ImageData\\Flickr\\{r.replace('/', chr(92))}" for r in rel]
+    test = [i for i in range(n) if i % test_every == 0]
+    test_set = set(test)
+    (root / "ImageList").mkdir(parents=True, exist_ok=True)
+    (root / "ImageList/Imagelist.txt").write_text("\n".join(win) + "\n")
+    (root / "ImageList/TrainImagelist.txt").write_text(
+        "\n".join(w for i, w in enumerate(win) if i not in test_set) + "\n"
+    )
+    (root / "ImageList/TestImagelist.txt").write_text("\n".join(win[i] for i in test) + "\n")
+    (root / "ConceptsList").mkdir(parents=True, exist_ok=True)
+    (root / "ConceptsList/Concepts81.txt").write_text("\n".join(concepts) + "\n")
+    label_dir = root / "Groundtruth/AllLabels"
+    label_dir.mkdir(parents=True, exist_ok=True)
+    for c, name in enumerate(concepts):
+        (label_dir / f"Labels_{name}.txt").write_text("\n".join(map(str, y[:, c])) + "\n")
+    tag_dir = root / "NUS_WID_Tags"
+    tag_dir.mkdir(parents=True, exist_ok=True)
+    (tag_dir / "All_Tags.txt").write_text(
+        "\n".join(f"{ids[i]}      {' '.join(tags[i])}" for i in range(n)) + "\n"
+    )
+    vocab = sorted({t for ts in tags for t in ts})
+    (tag_dir / "Final_Tag_List.txt").write_text("\n".join(vocab) + "\n")
+    (tag_dir / "TagList1k.txt").write_text("\n".join(vocab) + "\n")
+    index = {t: k for k, t in enumerate(vocab)}
+    m = np.zeros((n, len(vocab)), dtype=np.uint8)
+    for i, ts in enumerate(tags):
+        m[i, [index[t] for t in ts]] = 1
+    (tag_dir / "AllTags1k.txt").write_text("\n".join("\t".join(map(str, r)) for r in m) + "\n")
+    if bow:
+        (root / "Low_Level_Features").mkdir(parents=True, exist_ok=True)
+        words = rng.poisson(1.0, size=(n, 500))
+        for c in range(num_concepts):
+            words[y[:, c] > 0, c * 20 : c * 20 + 20] += 5
+        (root / "Low_Level_Features/BoW_int.dat").write_text(
+            "\n".join(" ".join(map(str, r)) for r in words) + "\n"
+        )
+    return NUSWIDEFixture(
+        root, concepts, rel, y, tags, missing_idx, list(range(n_lab, n_lab + unlabelled)), test
+    )

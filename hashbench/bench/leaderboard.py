@@ -33,6 +33,7 @@ DEFAULT_TABLES = ("mAP", "mAP@H<=2", "P@H<=2", "P@500")
 
 #: Cost columns: (record ``times`` / ``memory`` key, header, format).
 COST_COLUMNS = (
+    ("times.epochs", "epochs", "{:,.0f}"),
     ("times.train_s", "train s", "{:,.2f}"),
     ("times.encode_per_s", "encode items/s", "{:,.0f}"),
     ("times.index_build_s", "index build ms", "{:,.2f}", 1000.0),
@@ -359,7 +360,8 @@ def _costs(ok: list[dict]) -> list[str]:
         "",
         f"### Cost at {ref} bits",
         "",
-        "Mean over seeds. Train: wall time of `fit` (validation included) or of the baseline's "
+        "Mean over seeds. Epochs: training epochs of a deep cell (profile and per-method "
+        "settings of the grid). Train: wall time of `fit` (validation included) or of the baseline's "
         "fit; encode: database items per second; query: ms per query to encode it and take its "
         f"top-{_join(ks)} from a `flat` Faiss binary index; radius: Hamming-ball (r = "
         f"{_join(radii)}) queries per second; peak RSS per {_join(scopes)} "

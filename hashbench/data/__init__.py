@@ -23,6 +23,7 @@ _REGISTRY = {
     "svhn": "hashbench.data.svhn:SVHNDataModule",
     "image-list": "hashbench.data.image_list:ImageListDataModule",
     "image-folder": "hashbench.data.image_folder:ImageFolderDataModule",
+    "nus-wide": "hashbench.data.nus_wide:NUSWIDEDataModule",
 }
 
 __all__ = ["DATAMODULES", "get_datamodule_class"]

@@ -66,6 +66,12 @@ from hashbench.losses.base import (
     relaxed_hamming,
     shared_label_counts,
 )
+from hashbench.losses.cauchy import (
+    CauchyCrossEntropyLoss,
+    CauchyQuantizationLoss,
+    CosineCrossEntropyLoss,
+    CosineQuantizationLoss,
+)
 from hashbench.losses.classification import (
     HingeSoftmaxLoss,
     LinearClassificationLoss,
@@ -140,6 +146,10 @@ TERMS: dict[str, type[Term]] = {
     "linear_classification": LinearClassificationLoss,  # 22
     "hinge_softmax": HingeSoftmaxLoss,  # 26
     "l1_to_binary": L1ToBinaryLoss,  # 25 (DSH regulariser)
+    "cauchy_cross_entropy": CauchyCrossEntropyLoss,  # DCH / seed 003 eq. 15
+    "cauchy_quantization": CauchyQuantizationLoss,  # DCH / seed 003 eq. 16
+    "cosine_cross_entropy": CosineCrossEntropyLoss,  # HashGAN
+    "cosine_quantization": CosineQuantizationLoss,  # HashGAN
 }
 
 #: Relaxations (transforms, not objective terms), by key.
@@ -157,9 +167,13 @@ __all__ = [
     "BitIndependenceLoss",
     "BitMeanLoss",
     "BitVarianceLoss",
+    "CauchyCrossEntropyLoss",
+    "CauchyQuantizationLoss",
     "ClampedConstraintLoss",
     "ClassSeparationLoss",
     "ContrastiveLoss",
+    "CosineCrossEntropyLoss",
+    "CosineQuantizationLoss",
     "HingeSoftmaxLoss",
     "InnerProductRelaxation",
     "KLSimilarityLoss",

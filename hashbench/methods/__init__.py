@@ -11,7 +11,13 @@ import importlib
 METHODS: dict[str, str] = {
     "dsh": "hashbench.methods.dsh.DSH",
     "dhih": "hashbench.methods.dhih.DHIH",
+    "pcaegan": "hashbench.methods.pcaegan.PCAEGAN",
+    "pcwgan": "hashbench.methods.pcaegan.PCWGAN",
+    "dch": "hashbench.methods.pcaegan.DCH",
     **{k: "hashbench.methods.composite.Composite" for k in ("composite", "dpsh", "dhn")},
+    **{k: "hashbench.methods.knngan.KNNGAN" for k in ("knngan", "knngan_nogan")},
+    "drsch": "hashbench.methods.drsch.DRSCH",
+    **{k: "hashbench.methods.wsdh.WSDH" for k in ("wsdh", "wsdrsch")},
 }
 
 

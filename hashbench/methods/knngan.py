@@ -1,0 +1,692 @@
+"""knngan: unsupervised hashing with a KNN similarity structure and a Wasserstein GAN (seed 000).
+
+Peng Yanfei, Wu Hong, Zi Lingling, "Image Retrieval Based on Hash Method and Generative Adversarial
+Networks" (基于哈希算法及生成对抗网络的图像检索), *Laser & Optoelectronics Progress* 55(10): 101002,
+2018, DOI 10.3788/LOP55.101002 (``shared/seeds/000_b9109fe9d42fefd9.txt``; METHODS.md section 1).
+
+Encoder (eq. 1): backbone -> hash layer ``eta`` (``q`` outputs) -> ``R = tanh(eps * eta)``; binary
+code ``b = 1[R >= 0]``, as ``+-1`` inside the losses.
+
+Neighbourhood (eqs. 2-4, no labels): ``M[i, j] = +1`` if ``x_j`` is a ``K1``-NN of ``x_i`` or a
+``K1``-NN of one of ``x_i``'s ``K2``-NNs (cosine similarity of fixed features ``x`` of the training
+images), else ``-1``; Faiss k-NN, stored sparse (:mod:`hashbench.losses.knn`), looked up per batch.
+
+Generator ``G(b, z)`` (``z in {-1, +1}^d``, Bernoulli 0.5) -> reconstruction ``I^R``; critic
+``f_phi``; Wasserstein objective (eqs. 14-15): the critic minimises ``E f(fake) - E f(real)``, the
+generator ``L_A = -E f(fake)``.
+
+Loss (eq. 8): ``L = L_N + lambda1 (L_MSE + L_per + L_H) + lambda2 L_A`` with
+
+- ``L_N = 1/2 sum_{i != j in batch} ((1/q) R_i^T R_j - M_ij)^2``  (eq. 9, relaxed ``h = R``);
+- ``L_MSE = 1/(CWH) sum (I - I^R)^2``  (eq. 10);
+- ``L_per = 1/|theta| sum (theta(I) - theta(I^R))^2``, ``theta`` = last conv layer of a frozen
+  network (eq. 11);
+- ``L_H = 1/2 ||b - R||^2``  (eq. 12);
+
+and the GAN's parameters trained with RMSProp + Nesterov momentum (eqs. 5-7,
+:class:`hashbench.optim.RMSPropNesterov`).
+
+Interpretation / Resolved (also in ``docs/methods/knngan.md``):
+
+- Features for ``M``: the paper uses VGG-19 FC7 features of the images. Here ``knn_features`` names
+  any :class:`~hashbench.data.features.FeatureCache` source (``pixels`` by default: cheap on CPU and
+  the same input the shallow baselines use; ``efficientnet_lite0`` with ImageNet weights as an
+  option). They are fixed, computed once on the ``train`` split in ``setup``; no labels.
+- Reductions: ``L_N`` is eq. 9's sum over the ordered pairs ``i != j`` of the batch
+  (``pair_reduction: mean`` averages instead; measured worse with the GAN terms, see the docs);
+  the other terms are batch means; ``L_H`` sums over bits and averages over images;
+  ``L_MSE``/``L_per`` average over pixels/feature elements and images. The paper gives no
+  ``lambda1``, ``lambda2``; defaults ``lambda1 = 0.01`` (with the summed ``L_N`` the encoder is
+  driven mainly by ``L_N``)
+  and ``lambda2 = 1e-4``: with ``lambda2 = lambda1`` the critic's gradient swamps ``L_MSE`` in the
+  generator's update and it does not learn to reconstruct (measured, docs/methods/knngan.md).
+- The generator sees the binary code ``b`` with a straight-through gradient
+  (``b + R - stop_grad(R)``), so the GAN terms reach the encoder (``straight_through: false``
+  feeds ``b`` without gradient: the GAN then cannot change the codes).
+- Lipschitz constraint of the critic: gradient penalty (weight 10) by default, weight clipping as
+  an option (the paper states only a Lipschitz constant).
+- One critic update per batch (``critic_steps``), then one encoder + generator update on eq. 8.
+  The encoder uses the project's ``optim`` (Adam by default); the generator and critic use
+  ``gan_optim`` (``rmsprop_nesterov``, the paper's eqs. 5-7, by default).
+- Perceptual network ``theta``: frozen ``efficientnet_lite0`` with ImageNet weights (the paper: VGG)
+  at ``perceptual_size`` pixels (32 by default: CPU-affordable), features of its last conv layer.
+- ``eps`` may grow each epoch: ``eps_e = eps * eps_anneal ** epoch`` (``eps_anneal = 1``: fixed).
+- The validation mAP (labels) is used only to pick the checkpoint, as for every method.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from hashbench.losses.knn import KNNGraphLoss, KNNNeighbourhood, knn_neighbourhood
+from hashbench.methods.base import HashingMethod, NonFiniteLossError, Optim
+
+GanOptim = Literal["rmsprop_nesterov", "adam"]
+Lipschitz = Literal["gradient_penalty", "clip"]
+
+
+# -- pure loss functions ----------------------------------------------------------------------------
+def binary_codes(r: Tensor) -> Tensor:
+    """``b = +1`` where ``R >= 0``, else ``-1`` (bit ``1[R >= 0]``), no gradient."""
+    return torch.where(r >= 0, 1.0, -1.0).to(r.dtype).detach()
+
+
+def straight_through(r: Tensor) -> Tensor:
+    """``b`` in the forward pass, the identity's gradient to ``R`` in the backward pass."""
+    return r + (binary_codes(r) - r).detach()
+
+
+def quantization_loss(r: Tensor) -> Tensor:
+    """``L_H = 1/2 ||b - R||^2`` (eq. 12), summed over bits, averaged over the batch."""
+    return 0.5 * (binary_codes(r) - r).pow(2).sum(1).mean()
+
+
+def pixel_mse(real: Tensor, fake: Tensor) -> Tensor:
+    """``L_MSE = 1/(CWH) sum (I - I^R)^2`` (eq. 10), averaged over the batch."""
+    return (real - fake).pow(2).mean()
+
+
+def critic_loss(f_real: Tensor, f_fake: Tensor) -> Tensor:
+    """Critic's Wasserstein objective (eq. 15): ``E f(fake) - E f(real)`` (minimised)."""
+    return f_fake.mean() - f_real.mean()
+
+
+def generator_adversarial_loss(f_fake: Tensor) -> Tensor:
+    """``L_A = -E f(fake)`` (the generator's Wasserstein term)."""
+    return -f_fake.mean()
+
+
+def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, gen: torch.Generator | None):
+    """WGAN-GP penalty ``E (||grad f(x^)||_2 - 1)^2`` on ``x^ = u real + (1-u) fake``, ``u ~ U(0,1)``.
+
+    Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017 (the weight is applied
+    by the caller).
+    """
+    u = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype, generator=gen)
+    x = (u * real + (1 - u) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+# -- networks -----------------------------------------------------------------------------------------
+class Generator(nn.Module):
+    """``G(b, z)``: code + binary noise -> image in ``[0, 1]`` (a small DCGAN generator).
+
+    ``Linear(q + d, 2w * h0 * w0) -> BN -> ReLU -> ConvT(2w, w, 4, 2, 1) -> BN -> ReLU ->
+    ConvT(w, C, 4, 2, 1) -> tanh``, ``h0 = ceil(H / 4)``, cropped to ``H x W``, mapped by
+    ``(y + 1) / 2`` to ``[0, 1]``.
+
+    Args:
+        code_dim: ``q``.
+        noise_dim: ``d``.
+        shape: ``(C, H, W)`` of the images.
+        width: ``w``, channels of the last hidden layer.
+    """
+
+    def __init__(self, code_dim: int, noise_dim: int, shape: tuple[int, int, int], width: int = 32):
+        super().__init__()
+        c, h, w = shape
+        self.shape = (c, h, w)
+        self.h0, self.w0 = math.ceil(h / 4), math.ceil(w / 4)
+        self.fc = nn.Sequential(
+            nn.Linear(code_dim + noise_dim, 2 * width * self.h0 * self.w0),
+            nn.BatchNorm1d(2 * width * self.h0 * self.w0),
+            nn.ReLU(inplace=True),
+        )
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(width, c, 4, 2, 1),
+            nn.Tanh(),
+        )
+        self.width = width
+
+    def forward(self, b: Tensor, z: Tensor) -> Tensor:
+        x = self.fc(torch.cat([b, z], dim=1)).view(-1, 2 * self.width, self.h0, self.w0)
+        _, h, w = self.shape
+        return (self.net(x)[:, :, :h, :w] + 1) / 2
+
+
+class Critic(nn.Module):
+    """``f_phi(image)``: a small conv critic (no batch norm, so the gradient penalty is per image).
+
+    ``Conv(C, w, 4, 2, 1) -> LeakyReLU(0.2) -> Conv(w, 2w, 4, 2, 1) -> LeakyReLU(0.2) -> Linear -> 1``
+    on images in ``[0, 1]`` (mapped to ``[-1, 1]``).
+
+    Args:
+        shape: ``(C, H, W)``.
+        width: ``w``.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], width: int = 32):
+        super().__init__()
+        c, h, w = shape
+        self.net = nn.Sequential(
+            nn.Conv2d(c, width, 4, 2, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width, 2 * width, 4, 2, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n = self.net(torch.zeros(1, c, h, w)).shape[1]
+        self.out = nn.Linear(n, 1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.out(self.net(images * 2 - 1)).squeeze(1)
+
+
+class PerceptualFeatures(nn.Module):
+    """``theta(.)``: the last conv layer's feature map of a frozen backbone (eq. 11).
+
+    Args:
+        backbone: ``efficientnet_lite0``, ``small_cnn``, ``vgg16``/``vgg19``/``alexnet`` or
+            ``resnet18``/``resnet50``.
+        pretrained: weights (see :func:`hashbench.models.backbones.build_backbone`).
+        size: input side the images are resized to (``None`` = native size).
+    """
+
+    def __init__(self, backbone: str, pretrained: bool | str, size: int | None) -> None:
+        super().__init__()
+        from hashbench.data.transforms import InputAdapter, InputSpec
+        from hashbench.models.backbones import build_backbone, input_spec
+
+        spec = input_spec(backbone)
+        self.adapter = InputAdapter(InputSpec(size, spec.channels, spec.mean, spec.std))
+        self.name = backbone
+        self.net, _ = build_backbone(backbone, pretrained)
+        self.net.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> PerceptualFeatures:  # always frozen, eval-mode BN
+        return super().train(False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = self.adapter(images)
+        net = self.net
+        if self.name == "efficientnet_lite0":
+            return net.extract_features(x)
+        if self.name == "small_cnn":
+            return net.features(x)
+        if self.name.startswith(("vgg", "alexnet")):
+            return net.features(x)
+        if self.name.startswith("resnet"):
+            for layer in (net.conv1, net.bn1, net.relu, net.maxpool):
+                x = layer(x)
+            return net.layer4(net.layer3(net.layer2(net.layer1(x))))
+        raise ValueError(f"no perceptual features for backbone {self.name!r}")
+
+
+def perceptual_loss(theta: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    """``L_per = mean (theta(I) - theta(I^R))^2`` (eq. 11), ``theta(I)`` without gradient."""
+    with torch.no_grad():
+        target = theta(real)
+    return (theta(fake) - target).pow(2).mean()
+
+
+# -- the method ----------------------------------------------------------------------------------------
+class KNNGAN(HashingMethod):
+    """Unsupervised hashing with a KNN neighbourhood and a WGAN (Peng, Wu, Zi, LOP 2018).
+
+    See the module docstring for the formulas and every interpretation.
+
+    Args:
+        bits: code length ``q``.
+        backbone: encoder backbone.
+        pretrained: encoder backbone weights.
+        eps: ``eps`` of ``R = tanh(eps * eta)`` (> 0).
+        eps_anneal: per-epoch factor on ``eps`` (>= 1; 1 = fixed).
+        k1: ``K1``.
+        k2: ``K2``.
+        knn_features: fixed features ``M`` is built from: ``pixels`` or a backbone name.
+        knn_pretrained: weights of that backbone.
+        pair_reduction: ``mean`` (over the ordered pairs ``i != j``) or ``sum`` (eq. 9) for ``L_N``.
+        lambda1: weight of ``L_C = L_MSE + L_per + L_H``.
+        lambda2: weight of ``L_A``.
+        noise_dim: ``d``, length of the binary noise ``z``.
+        gan_width: channel width of the generator and critic.
+        perceptual_backbone: ``theta``'s network, or ``none`` to drop ``L_per``.
+        perceptual_pretrained: its weights.
+        perceptual_size: its input side (``None`` = native).
+        lipschitz: ``gradient_penalty`` or ``clip``.
+        gp_weight: gradient penalty weight.
+        clip_value: weight clipping bound of the critic (``clip``).
+        critic_steps: critic updates per batch.
+        straight_through: pass the encoder's gradient through ``b`` into the generator.
+        gan_optim: ``rmsprop_nesterov`` (eqs. 5-7) or ``adam`` for the generator and critic.
+        gan_lr: their learning rate (``delta``).
+        nesterov_alpha: ``alpha`` of eqs. 5-7.
+        nesterov_beta: ``beta`` of eqs. 5-7.
+        rerank: secondary screening: shortlist length re-ranked by cosine of ``R`` at test time
+            (``0`` = off); logged as ``test/rerank_mAP@<k>``.
+        grid_size: images in the per-validation-epoch reconstruction grid (``0`` = none).
+        image_shape: ``(C, H, W)`` of the images; ``None`` = from the DataModule.
+        optim: encoder optimiser settings.
+        ties: tie rule of the reported metrics.
+    """
+
+    activation = "tanh"
+
+    def __init__(
+        self,
+        bits: int = 32,
+        backbone: str = "small_cnn",
+        pretrained: bool | str = False,
+        eps: float = 1.0,
+        eps_anneal: float = 1.0,
+        k1: int = 20,
+        k2: int = 5,
+        knn_features: str = "pixels",
+        knn_pretrained: bool | str = False,
+        pair_reduction: Literal["mean", "sum"] = "sum",
+        lambda1: float = 0.01,
+        lambda2: float = 0.0001,
+        noise_dim: int = 32,
+        gan_width: int = 32,
+        perceptual_backbone: str = "efficientnet_lite0",
+        perceptual_pretrained: bool | str = True,
+        perceptual_size: int | None = 32,
+        lipschitz: Lipschitz = "gradient_penalty",
+        gp_weight: float = 10.0,
+        clip_value: float = 0.01,
+        critic_steps: int = 1,
+        straight_through: bool = True,
+        gan_optim: GanOptim = "rmsprop_nesterov",
+        gan_lr: float = 5e-5,
+        nesterov_alpha: float = 0.9,
+        nesterov_beta: float = 0.0005,
+        rerank: int = 0,
+        grid_size: int = 16,
+        image_shape: tuple[int, int, int] | None = None,
+        optim: Optim = Optim(),
+        ties: Literal["index", "expected"] = "index",
+    ) -> None:
+        _check_args(locals())
+        super().__init__(bits, backbone, pretrained, optim, ties)
+        self.automatic_optimization = False
+        self.eps, self.eps_anneal = float(eps), float(eps_anneal)
+        self.register_buffer("eps_current", torch.tensor(float(eps)))
+        self.knn_loss = KNNGraphLoss(k1, k2, pair_reduction)
+        self.knn_features, self.knn_pretrained = knn_features, knn_pretrained
+        self.lambda1, self.lambda2 = float(lambda1), float(lambda2)
+        self.noise_dim, self.gan_width = int(noise_dim), int(gan_width)
+        self.perceptual_args = (perceptual_backbone, perceptual_pretrained, perceptual_size)
+        self.lipschitz, self.gp_weight, self.clip_value = lipschitz, gp_weight, clip_value
+        self.critic_steps, self.straight_through = int(critic_steps), straight_through
+        self.gan_optim, self.gan_lr = gan_optim, float(gan_lr)
+        self.nesterov = (float(nesterov_alpha), float(nesterov_beta))
+        self.rerank, self.grid_size = int(rerank), int(grid_size)
+        self.generator: Generator | None = None
+        self.critic: Critic | None = None
+        self._perceptual: list[PerceptualFeatures] = []  # frozen, kept out of the state_dict
+        self.register_buffer("train_index", torch.zeros(0, dtype=torch.int64), persistent=False)
+        self._grid: Tensor | None = None
+        self._real_codes: dict[str, list] = {}
+        if image_shape is not None:
+            self._build_gan(tuple(int(s) for s in image_shape))
+
+    # -- construction -------------------------------------------------------------------------------
+    @property
+    def uses_generator(self) -> bool:
+        return self.lambda1 > 0 or self.lambda2 > 0
+
+    @property
+    def uses_critic(self) -> bool:
+        return self.lambda2 > 0
+
+    def _build_gan(self, shape: tuple[int, int, int]) -> None:
+        if len(shape) != 3 or shape[0] not in (1, 3) or min(shape[1:]) < 8:
+            raise ValueError(f"knngan: image_shape must be (C in 1/3, H >= 8, W >= 8), got {shape}")
+        self.hparams["image_shape"] = list(shape)
+        if self.uses_generator and self.generator is None:
+            self.generator = Generator(self.bits, self.noise_dim, shape, self.gan_width)
+        if self.uses_critic and self.critic is None:
+            self.critic = Critic(shape, self.gan_width)
+        if self.generator is not None:
+            self.generator.to(self.device)
+        if self.critic is not None:
+            self.critic.to(self.device)
+
+    def setup(self, stage: str) -> None:
+        """Build the GAN nets from the data's image shape; on ``fit``, build ``M`` (no labels)."""
+        dm = self._datamodule()
+        if self.uses_generator and self.generator is None:
+            if dm is None:
+                raise ValueError("knngan: pass image_shape or train with a HashDataModule")
+            self._build_gan(_image_shape(dm))
+        if stage == "fit" and dm is not None:
+            self.build_neighbourhood_from(dm)
+
+    def build_neighbourhood_from(self, dm) -> None:
+        """``M`` from the ``train`` split's ``knn_features`` (FeatureCache; labels never read)."""
+        from hashbench.data.features import FeatureCache
+
+        idx = np.sort(np.asarray(dm.split["train"], dtype=np.int64))
+        feats = FeatureCache(dm, self.knn_features, self.knn_pretrained).get(idx)
+        self.set_neighbourhood(knn_neighbourhood(feats, self.knn_loss.k1, self.knn_loss.k2), idx)
+
+    def set_neighbourhood(self, neighbourhood: KNNNeighbourhood, train_index) -> None:
+        """Use ``neighbourhood`` over the items ``train_index`` (dataset positions, in its order)."""
+        idx = torch.as_tensor(np.asarray(train_index), dtype=torch.int64)
+        if idx.numel() != neighbourhood.num_items:
+            raise ValueError(
+                f"knngan: {idx.numel()} training indices for a neighbourhood of "
+                f"{neighbourhood.num_items} items"
+            )
+        if idx.numel() > 1 and not bool((idx[1:] > idx[:-1]).all()):
+            raise ValueError("knngan: train_index must be strictly increasing (sorted, unique)")
+        self.train_index = idx.to(self.device)
+        self.knn_loss.set_neighbourhood(neighbourhood)
+
+    def positions(self, index: Tensor) -> Tensor:
+        """Rows of ``M`` of the dataset items ``index`` (they must be training items)."""
+        if self.train_index.numel() == 0:
+            raise RuntimeError(
+                "knngan: no neighbourhood; fit with a HashDataModule or call set_neighbourhood"
+            )
+        index = index.to(self.train_index.device)
+        pos = torch.searchsorted(self.train_index, index).clamp_max(self.train_index.numel() - 1)
+        if not bool((self.train_index[pos] == index).all()):
+            raise ValueError("knngan: a training batch holds items outside the train split")
+        return pos
+
+    @property
+    def perceptual(self) -> PerceptualFeatures | None:
+        name, pretrained, size = self.perceptual_args
+        if name == "none" or self.lambda1 == 0:
+            return None
+        if not self._perceptual:
+            self._perceptual.append(PerceptualFeatures(name, pretrained, size))
+        return self._perceptual[0].to(self.device)
+
+    # -- encoder ------------------------------------------------------------------------------------
+    def forward(self, images: Tensor) -> Tensor:
+        """``R = tanh(eps * eta)`` ``(B, q)`` (eq. 1)."""
+        eta = self.hash_head.pre_activation(self.features(images))
+        return torch.tanh(self.eps_current * eta)
+
+    # -- optimisers ----------------------------------------------------------------------------------
+    def _gan_optimizer(self, params) -> torch.optim.Optimizer:
+        if self.gan_optim == "adam":
+            return torch.optim.Adam(params, lr=self.gan_lr, betas=(0.5, 0.9))
+        from hashbench.optim import RMSPropNesterov
+
+        alpha, beta = self.nesterov
+        return RMSPropNesterov(params, lr=self.gan_lr, alpha=alpha, beta=beta)
+
+    def _encoder_groups(self) -> list[dict]:
+        gan = {
+            id(p) for m in (self.generator, self.critic) if m is not None for p in m.parameters()
+        }
+        groups = []
+        for g in self.parameter_groups():
+            params = [p for p in g["params"] if id(p) not in gan]
+            if params:
+                groups.append({**g, "params": params})
+        return groups
+
+    def configure_optimizers(self):
+        encoder = self.make_optimizer(self._encoder_groups())
+        opts = [encoder]
+        if self.generator is not None:
+            opts.append(self._gan_optimizer(self.generator.parameters()))
+        if self.critic is not None:
+            opts.append(self._gan_optimizer(self.critic.parameters()))
+        epochs = max(1, self.trainer.max_epochs or 1) if self._trainer else 1
+        if self.optim.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(encoder, T_max=epochs)
+        elif self.optim.schedule == "step":
+            sched = torch.optim.lr_scheduler.StepLR(encoder, step_size=max(1, 2 * epochs // 3))
+        else:
+            return opts
+        return opts, [sched]
+
+    def _optimizers(self):
+        opts = self.optimizers()
+        opts = list(opts) if isinstance(opts, list | tuple) else [opts]
+        enc = opts.pop(0)
+        gen = opts.pop(0) if self.generator is not None else None
+        crit = opts.pop(0) if self.critic is not None else None
+        return enc, gen, crit
+
+    # -- training -------------------------------------------------------------------------------------
+    def _check_finite(self, name: str, loss: Tensor) -> None:
+        if not torch.isfinite(loss).all():
+            raise NonFiniteLossError(
+                f"knngan: the {name} loss became {loss.item()} at epoch {self.current_epoch}, "
+                f"step {self.global_step}; training stopped before the update (no checkpoint was "
+                "written from this state). Lower --model.init_args.optim.lr or "
+                "--model.init_args.gan_lr, or check the input data."
+            )
+
+    def noise(self, n: int) -> Tensor:
+        """Binary noise ``z in {-1, +1}^(n, d)``, Bernoulli(0.5)."""
+        return (
+            torch.randint(0, 2, (n, self.noise_dim), device=self.device).to(torch.float32) * 2 - 1
+        )
+
+    def _critic_step(self, opt, real: Tensor, fake: Tensor) -> Tensor:
+        f_real, f_fake = self.critic(real), self.critic(fake.detach())
+        loss = critic_loss(f_real, f_fake)
+        if self.lipschitz == "gradient_penalty":
+            loss = loss + self.gp_weight * gradient_penalty(self.critic, real, fake.detach(), None)
+        self._check_finite("critic", loss)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        if self.lipschitz == "clip":
+            with torch.no_grad():
+                for p in self.critic.parameters():
+                    p.clamp_(-self.clip_value, self.clip_value)
+        return loss.detach()
+
+    def loss_terms(self, r: Tensor, positions: Tensor, real: Tensor | None = None) -> dict:
+        """Eq. 8's terms for a batch (``real`` images in ``[0, 1]``); ``loss`` is their sum."""
+        terms = {"neighbourhood": self.knn_loss(h=r, index=positions)}
+        total = terms["neighbourhood"]
+        if self.lambda1 > 0 or self.lambda2 > 0:
+            code = straight_through(r) if self.straight_through else binary_codes(r)
+            fake = self.generator(code, self.noise(r.shape[0]))
+            terms["fake"] = fake
+        if self.lambda1 > 0:
+            terms["mse"] = pixel_mse(real, fake)
+            theta = self.perceptual
+            terms["perceptual"] = perceptual_loss(theta, real, fake) if theta else r.new_zeros(())
+            terms["quantization"] = quantization_loss(r)
+            content = terms["mse"] + terms["perceptual"] + terms["quantization"]
+            total = total + self.lambda1 * content
+        if self.lambda2 > 0:
+            terms["adversarial"] = generator_adversarial_loss(self.critic(fake))
+            total = total + self.lambda2 * terms["adversarial"]
+        terms["loss"] = total
+        return terms
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        enc, gen, crit = self._optimizers()
+        images = batch["image"]
+        real = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+        positions = self.positions(batch["index"])
+        r = self(images)
+        logs = {}
+        if crit is not None:
+            with torch.no_grad():
+                code = binary_codes(r)
+                fake = self.generator(code, self.noise(r.shape[0]))
+            for _ in range(self.critic_steps):
+                logs["critic"] = self._critic_step(crit, real, fake)
+        terms = self.loss_terms(r, positions, real)
+        loss = terms["loss"]
+        self._check_finite("training", loss)
+        for opt in (enc, gen):
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        for opt in (enc, gen):
+            if opt is not None:
+                opt.step()
+        logs.update({k: v.detach() for k, v in terms.items() if k != "fake"})
+        self.log_dict(
+            {f"train/{k}": v for k, v in logs.items()},
+            on_step=False,
+            on_epoch=True,
+            batch_size=images.shape[0],
+        )
+        return loss.detach()
+
+    def on_train_epoch_start(self) -> None:
+        self.eps_current.fill_(self.eps * self.eps_anneal**self.current_epoch)
+
+    def on_train_epoch_end(self) -> None:
+        sched = self.lr_schedulers()
+        if sched is not None:
+            sched.step()
+
+    # -- validation: reconstruction grid ----------------------------------------------------------------
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        super().validation_step(batch, batch_idx, dataloader_idx)
+        if batch_idx == 0 and dataloader_idx == 0 and self.grid_size > 0:
+            self._grid = batch["image"][: self.grid_size]
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        if self._grid is not None and self.generator is not None and self._trainer is not None:
+            self.save_reconstructions(self._grid)
+        self._grid = None
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor, seed: int = 0) -> Tensor:
+        """``G(b, z)`` of ``images`` with a fixed noise (``[0, 1]`` floats)."""
+        if self.generator is None:
+            raise ValueError("knngan: no generator (lambda1 = lambda2 = 0)")
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randint(0, 2, (images.shape[0], self.noise_dim), generator=g).float() * 2 - 1
+        was = self.generator.training
+        self.generator.eval()
+        out = self.generator(binary_codes(self(images)), z.to(self.device))
+        self.generator.train(was)
+        return out
+
+    def save_reconstructions(self, images: Tensor) -> Path:
+        """Originals (top row) and reconstructions (bottom) as a PNG under the logger's folder."""
+        from torchvision.utils import make_grid, save_image
+
+        real = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+        fake = self.reconstruct(images)
+        grid = make_grid(torch.cat([real, fake]).cpu(), nrow=images.shape[0], padding=2)
+        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        path = log_dir / "reconstructions" / f"epoch{self.current_epoch:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
+        os.close(fd)
+        try:
+            save_image(grid, tmp, format="png")
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        logger = self.logger
+        experiment = getattr(logger, "experiment", None) if logger is not None else None
+        if hasattr(experiment, "add_image"):
+            experiment.add_image("val/reconstructions", grid, self.current_epoch)
+        return path
+
+    # -- test: secondary screening ----------------------------------------------------------------------
+    def _eval_step(self, stage: str, batch: dict, dataloader_idx: int) -> None:
+        if stage != "test" or self.rerank <= 0:
+            return super()._eval_step(stage, batch, dataloader_idx)
+        role = "query" if dataloader_idx == 0 else "database"
+        with torch.no_grad():
+            r = self(batch["image"])
+        codes = _pack(r >= 0)
+        self._metrics[stage].update(codes, batch["label"], role, indices=batch["index"])
+        self._real_codes.setdefault(role, []).append(
+            (batch["index"].cpu(), codes.cpu(), r.cpu(), batch["label"].cpu())
+        )
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        if self.rerank <= 0 or not self._real_codes:
+            return
+        from hashbench.retrieval.rerank import reranked_map
+
+        q, d = (_gather(self._real_codes[role]) for role in ("query", "database"))
+        self._real_codes = {}
+        dm = self._datamodule()
+        k = getattr(dm, "metric_k", None)
+        value = reranked_map(
+            q[0], d[0], q[1], d[1], q[2], d[2], self.rerank, k, getattr(dm, "seed", 0)
+        )
+        name = f"test/rerank_mAP@{'all' if k is None else k}"
+        self.test_results[name.removeprefix("test/")] = value
+        self.log(name, value)
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+def _pack(bits: Tensor) -> Tensor:
+    weights = (2 ** torch.arange(7, -1, -1, device=bits.device)).to(torch.uint8)
+    return (bits.view(bits.shape[0], -1, 8).to(torch.uint8) * weights).sum(-1).to(torch.uint8)
+
+
+def _gather(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes, continuous codes and labels of one role, sorted by dataset index (unique)."""
+    idx = torch.cat([p[0] for p in parts]).numpy()
+    _, keep = np.unique(idx, return_index=True)
+    codes = torch.cat([p[1] for p in parts]).numpy()[keep]
+    real = torch.cat([p[2] for p in parts]).numpy()[keep]
+    labels = torch.cat([p[3] for p in parts]).numpy()[keep]
+    return codes, real, labels
+
+
+def _image_shape(dm) -> tuple[int, int, int]:
+    images = dm.arrays.images
+    if isinstance(images, np.ndarray):
+        return tuple(int(s) for s in images.shape[1:])
+    size = getattr(dm, "image_size", None) or 224
+    return (3, int(size), int(size))
+
+
+def _check_args(a: dict) -> None:
+    """Clear errors for bad hyper-parameters (each names the argument and the fix)."""
+    checks = [
+        (a["eps"] > 0 and math.isfinite(a["eps"]), "eps must be a finite number > 0"),
+        (a["eps_anneal"] >= 1, "eps_anneal must be >= 1 (eps is annealed upwards)"),
+        (a["lambda1"] >= 0 and a["lambda2"] >= 0, "lambda1 and lambda2 must be >= 0"),
+        (a["noise_dim"] >= 1, "noise_dim must be >= 1"),
+        (a["gan_width"] >= 1, "gan_width must be >= 1"),
+        (a["gp_weight"] >= 0, "gp_weight must be >= 0"),
+        (a["clip_value"] > 0, "clip_value must be > 0"),
+        (a["critic_steps"] >= 1, "critic_steps must be >= 1"),
+        (a["gan_lr"] > 0, "gan_lr must be > 0"),
+        (0 <= a["nesterov_alpha"] < 1, "nesterov_alpha must be in [0, 1)"),
+        (0 <= a["nesterov_beta"] < 1, "nesterov_beta must be in [0, 1)"),
+        (a["rerank"] >= 0, "rerank (shortlist length) must be >= 0; 0 turns it off"),
+        (a["grid_size"] >= 0, "grid_size must be >= 0"),
+        (a["k1"] >= 1 and a["k2"] >= 0, "need k1 >= 1 and k2 >= 0"),
+        (a["pair_reduction"] in ("mean", "sum"), "pair_reduction must be 'mean' or 'sum'"),
+        (a["lipschitz"] in ("gradient_penalty", "clip"), "lipschitz: 'gradient_penalty' or 'clip'"),
+        (a["gan_optim"] in ("rmsprop_nesterov", "adam"), "gan_optim: 'rmsprop_nesterov' or 'adam'"),
+    ]
+    from hashbench.models.backbones import BACKBONES
+
+    checks += [
+        (
+            a["knn_features"] in ("pixels", *BACKBONES),
+            f"knn_features must be 'pixels' or one of {', '.join(BACKBONES)}",
+        ),
+        (
+            a["perceptual_backbone"] in ("none", *BACKBONES),
+            f"perceptual_backbone must be 'none' or one of {', '.join(BACKBONES)}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(f"knngan: {message} (check configs/methods/knngan.yaml)")

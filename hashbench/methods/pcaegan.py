@@ -1,0 +1,742 @@
+"""PC-AEGAN: pair-conditional auto-encoding GAN with a code discriminator and Cauchy losses (seed 003).
+
+Qiang Yan, He Long, Zhang Limin, Wang Jizong, Lyu Jun, Shi Guohua, Chen Qi, "Deep Adversarial Hashing
+Method Based on Auto-encoder for Frozen Power Line Image Retrieval" (基于自编码器的深度对抗哈希方法在
+覆冰电网图像检索中的应用), *Journal of Taiyuan University of Technology* 51(4): 485-494, 2020,
+DOI 10.16355/j.cnki.issn1007-9432tyut.2020.04.001 (``shared/seeds/003_590ff5e428ad5bf9.txt``;
+METHODS.md section 3). Builds on HashGAN / PC-WGAN (Cao, Liu, Long, Wang, CVPR 2018), alpha-GAN
+(Rosca et al., 2017) and Deep Cauchy Hashing (Cao, Long, Liu, Wang, CVPR 2018).
+
+Three stages (all in this module):
+
+1. **Approximate codes** (eq. 6): ``min_H ||S - (1/q) H H^T||_F^2`` with ``S_ij = 1`` when training
+   images i and j share a label. Resolved (METHODS.md): ``H = sigmoid(U)``, minimised by Adam over
+   row blocks ``I`` against all rows, ``S[I, :]`` computed on the fly from the labels (never an
+   ``n x n`` matrix), binarised at 0.5 (:func:`learn_approximate_codes`). Runs in
+   :meth:`PCAEGAN.on_fit_start` on the DataModule's ``train`` labels (skipped on a resumed run).
+2. **Synthesis**: generator ``G(c, z)`` (:class:`Generator`), discriminator ``D`` with a critic and a
+   pair-similarity head (:class:`Discriminator`), code discriminator ``C`` (:class:`CodeDiscriminator`):
+
+       L_D = E[D(I_f)] - E[D(I_r)] + lambda GP_D + L_DC                        (eqs. 7-9)
+       L_DC = mean_ij BCE(D(I_f_i, I_r_j), S_ij)                               (eq. 8)
+       L_G = -E[D(I_f)] + mean_ij BCE(D(I_f_i, I_r_j), S_ij)                   (eq. 10)
+       L_C = E[C(H)] - E[C(Z_r)] + lambda GP_C                                 (eq. 11)
+       GP = E_x^[(||grad_x^ critic(x^)||_2 - 1)^2],  x^ = a x_real + (1 - a) x_fake, a ~ U(0, 1)
+
+3. **Hash encoder** ``F`` (the base class's backbone + ``tanh`` hash layer) on real and synthetic
+   images: ``L_F = L_Fc + beta L_Fq`` (eq. 14) with the Cauchy cross-entropy and quantisation of
+   :mod:`hashbench.losses.cauchy` (eqs. 1, 4, 13, 15, 16).
+
+Joint training (eq. 17), manual optimisation, five optimisers ``[F, D, G, H, C]``, per batch:
+
+- critic phase: ``D`` minimises ``eta L_D`` (``L_F`` does not depend on ``D``); ``C`` minimises
+  ``eta L_C`` on the batch's codes ``H_B`` (detached) and prior samples ``Z_r``;
+- generator phase (every ``n_critic``-th batch): ``G`` and ``H`` minimise
+  ``L_F + eta (L_G + L_H - E[C(H_B)])``;
+- encoder phase: ``F`` minimises ``L_F``.
+
+Interpretation (marked in the docs too):
+
+- eq. 17 puts ``C`` with ``G, H``; ``C`` is a critic and takes its steps in the critic phase
+  (``n_critic`` per generator step, as ``D``), minimising its own objective eq. 11; the relaxed codes
+  ``H`` take the adversarial side ``-E[C(H)]`` (METHODS.md: "its adversarial signal flows into the
+  relaxed H"), not ``+E[C(H)]`` which would push ``H`` away from the prior;
+- the prior ``Z_r``: independent fair bits in ``{0, 1}^q`` ("balanced, independent bits");
+- ``G`` is conditioned on the relaxed codes ``H_i = sigmoid(U_i)`` of the batch's images (so ``L_F``
+  and ``L_G`` reach ``H``); a synthetic image inherits the labels of the image whose code
+  conditioned it; the binarised stage-1 codes condition the per-class sample grids;
+- ``G`` starts with a linear projection to a ``(4 w, s/4, s/4)`` map (BatchNorm + ReLU), then two
+  ``nearest x2 -> conv 3x3 -> BN -> ReLU`` blocks and a last ``conv 3x3 -> tanh``;
+- ``D``'s normalisation is a per-sample layer norm (``GroupNorm(1, ch)``; BatchNorm is not valid
+  with the gradient penalty); the conv strides are 2, 2, 2, 1, 1 (size-keeping zero padding 1 / 2 for the last two)
+  and the fifth conv gives ``1 + q`` channels, averaged over space: the critic score and a pair
+  embedding ``e``; ``D(I_a, I_b) = sigmoid(s_p cos(e_a, e_b))`` (the paper does not give the pair
+  head's form);
+- ``C``: ``FC -> LeakyReLU -> FC -> LayerNorm -> LeakyReLU -> FC`` (normalisation after every FC but
+  the first and last, as in ``D``);
+- pairs for eq. 8 / 10 are all (synthetic, real) pairs of the batch, averaged (the paper sums);
+  ``L_H`` on a batch is the mean of ``(S_ij - H_i H_j^T / q)^2`` over its ``B x B`` block;
+- ``L_F`` over all ordered pairs of the concatenated real + synthetic batch.
+
+Ablations (registry keys): ``pcwgan`` (:class:`PCWGAN`: no code discriminator, HashGAN's cosine
+losses) and ``dch`` (:class:`DCH`: stage 3 alone, on real images, no GAN).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hashbench.losses import (
+    CauchyCrossEntropyLoss,
+    CauchyQuantizationLoss,
+    CosineCrossEntropyLoss,
+    CosineQuantizationLoss,
+    pairwise_similarity,
+)
+from hashbench.losses.cauchy import cosine_matrix
+from hashbench.methods.base import HashingMethod, Optim
+
+HashLoss = Literal["cauchy", "cosine"]
+#: optimiser order of :meth:`PCAEGAN.configure_optimizers` (``C`` only with the code discriminator).
+GROUPS: tuple[str, ...] = ("F", "D", "G", "H", "C")
+
+
+# ------------------------------------------------------------------------------------------------
+# pure functions
+# ------------------------------------------------------------------------------------------------
+
+
+def code_reconstruction_loss(h_rows: Tensor, h_cols: Tensor, sim: Tensor) -> Tensor:
+    """``mean_ij (S_ij - (1/q) H_i H_j^T)^2`` over a ``rows x cols`` block (eq. 6, averaged)."""
+    q = h_rows.shape[1]
+    return (sim - h_rows @ h_cols.T / q).pow(2).mean()
+
+
+def learn_approximate_codes(
+    labels: Tensor,
+    bits: int,
+    epochs: int = 30,
+    block: int = 512,
+    lr: float = 0.1,
+    seed: int = 0,
+) -> Tensor:
+    """Stage 1 (eq. 6): logits ``U`` ``(n, bits)`` with ``H = sigmoid(U)`` minimising
+    ``||S - (1/q) H H^T||_F^2``; binary codes are ``1[sigmoid(U) >= 0.5]``.
+
+    Each step takes a block ``I`` of (shuffled) rows, forms ``S[I, :]`` from the labels and minimises
+    ``mean (S[I, :] - H_I H^T / q)^2`` with Adam: memory ``O(block x n)``, never ``n x n``.
+
+    Args:
+        labels: multi-hot ``(n, c)``.
+        bits: ``q``.
+        epochs: passes over the row blocks.
+        block: rows per step.
+        lr: Adam learning rate.
+        seed: initialisation and shuffling seed.
+    """
+    if labels.ndim != 2 or labels.shape[0] < 1:
+        raise ValueError(f"stage 1 needs multi-hot labels (n, c), got {tuple(labels.shape)}")
+    if epochs < 0 or block < 1:
+        raise ValueError(f"stage 1 needs epochs >= 0 and block >= 1, got {epochs}, {block}")
+    gen = torch.Generator().manual_seed(seed)
+    n = labels.shape[0]
+    labels = labels.float()
+    u = torch.randn(n, bits, generator=gen).to(labels.device).requires_grad_(True)
+    opt = torch.optim.Adam([u], lr=lr)
+    with torch.enable_grad():
+        for _ in range(epochs):
+            perm = torch.randperm(n, generator=gen).to(labels.device)
+            for rows in perm.split(block):
+                h = torch.sigmoid(u)
+                sim = pairwise_similarity(labels[rows], labels)
+                loss = code_reconstruction_loss(h[rows], h, sim)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    return u.detach()
+
+
+def gradient_penalty(critic, real: Tensor, fake: Tensor, alpha: Tensor | None = None) -> Tensor:
+    """WGAN-GP penalty ``mean_i (||grad_x critic(x)|_{x = x^_i}||_2 - 1)^2``,
+    ``x^_i = a_i real_i + (1 - a_i) fake_i`` (Gulrajani et al., NeurIPS 2017; seed 003 eqs. 7, 11).
+
+    Args:
+        critic: callable ``(n, ...) -> (n,)`` scores.
+        real: ``(n, ...)``.
+        fake: ``(n, ...)`` (detached by the caller or not: only ``x^`` gets a gradient).
+        alpha: ``(n,)`` mixing weights; uniform in ``[0, 1)`` when omitted.
+    """
+    n = real.shape[0]
+    if alpha is None:
+        alpha = torch.rand(n, device=real.device, dtype=real.dtype)
+    a = alpha.view(n, *([1] * (real.dim() - 1)))
+    x = (a * real.detach() + (1 - a) * fake.detach()).requires_grad_(True)
+    with torch.enable_grad():
+        scores = critic(x)
+        (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return (grad.reshape(n, -1).norm(dim=1) - 1).pow(2).mean()
+
+
+def pair_bce(logits: Tensor, sim: Tensor) -> Tensor:
+    """``mean_ij BCE(sigmoid(logits_ij), S_ij)`` (seed 003 eqs. 8, 10, averaged)."""
+    return F.binary_cross_entropy_with_logits(logits, sim)
+
+
+def to_gan_range(images: Tensor) -> Tensor:
+    """``uint8`` (or ``[0, 1]`` float) images -> float in ``[-1, 1]`` (the generator's range)."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    return x * 2.0 - 1.0
+
+
+# ------------------------------------------------------------------------------------------------
+# networks
+# ------------------------------------------------------------------------------------------------
+
+
+def _check_image_shape(channels: int, size: int) -> None:
+    if channels not in (1, 3) or size < 8 or size % 4:
+        raise ValueError(
+            f"the GAN needs 1 or 3 channels and a square side divisible by 4 (>= 8), got "
+            f"{channels} channels and side {size}; resize the data (image_size) or use `dch`"
+        )
+
+
+class Generator(nn.Module):
+    """``G(c, z)``: linear -> ``(4w, s/4, s/4)``, 2 x (nearest x2, conv 3x3, BN, ReLU), conv 3x3, tanh.
+
+    Args:
+        code_dim: ``q``.
+        noise_dim: dimension of ``z``.
+        channels: image channels.
+        size: image side ``s`` (divisible by 4).
+        width: ``w``.
+    """
+
+    def __init__(self, code_dim: int, noise_dim: int, channels: int, size: int, width: int) -> None:
+        super().__init__()
+        _check_image_shape(channels, size)
+        self.start = size // 4
+        self.width = width
+        self.project = nn.Sequential(
+            nn.Linear(code_dim + noise_dim, 4 * width * self.start**2, bias=False),
+            nn.BatchNorm1d(4 * width * self.start**2),
+            nn.ReLU(True),
+        )
+
+        def up(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(True),
+            )
+
+        self.body = nn.Sequential(
+            up(4 * width, 2 * width),
+            up(2 * width, width),
+            nn.Conv2d(width, channels, 3, padding=1),
+            nn.Tanh(),
+        )
+
+    def forward(self, codes: Tensor, noise: Tensor) -> Tensor:
+        x = self.project(torch.cat([codes, noise], 1))
+        return self.body(x.view(-1, 4 * self.width, self.start, self.start))
+
+
+def same(cin: int, cout: int) -> list[nn.Module]:
+    """A 4x4 stride-1 conv keeping the spatial size (zero padding 1 before, 2 after)."""
+    return [nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(cin, cout, 4, 1, 0)]
+
+
+class Discriminator(nn.Module):
+    """``D``: five 4x4 convs (strides 2, 2, 2, 1, 1), LeakyReLU 0.2, layer norm after convs 2-4; the
+    fifth gives ``1 + embed_dim`` channels averaged over space: critic score and pair embedding.
+
+    Args:
+        channels: image channels.
+        width: ``w`` (convs have ``w, 2w, 4w, 4w`` channels).
+        embed_dim: pair-embedding size.
+    """
+
+    def __init__(self, channels: int, width: int, embed_dim: int) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int, stride: int, norm: bool) -> list[nn.Module]:
+            layers: list[nn.Module] = (
+                [nn.Conv2d(cin, cout, 4, stride, 1)] if stride == 2 else same(cin, cout)
+            )
+            if norm:
+                layers.append(nn.GroupNorm(1, cout))
+            return [*layers, nn.LeakyReLU(0.2, True)]
+
+        self.trunk = nn.Sequential(
+            *block(channels, width, 2, False),
+            *block(width, 2 * width, 2, True),
+            *block(2 * width, 4 * width, 2, True),
+            *block(4 * width, 4 * width, 1, True),
+            *same(4 * width, 1 + embed_dim),
+        )
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """``(score (n,), embedding (n, embed_dim))`` of images in ``[-1, 1]``."""
+        out = self.trunk(images).mean((2, 3))
+        return out[:, 0], out[:, 1:]
+
+    def score(self, images: Tensor) -> Tensor:
+        return self(images)[0]
+
+
+class CodeDiscriminator(nn.Module):
+    """``C``: ``FC -> LeakyReLU -> FC -> LayerNorm -> LeakyReLU -> FC`` -> a critic score.
+
+    Args:
+        code_dim: ``q``.
+        width: hidden units.
+    """
+
+    def __init__(self, code_dim: int, width: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(code_dim, width),
+            nn.LeakyReLU(0.2, True),
+            nn.Linear(width, width),
+            nn.LayerNorm(width),
+            nn.LeakyReLU(0.2, True),
+            nn.Linear(width, 1),
+        )
+
+    def forward(self, codes: Tensor) -> Tensor:
+        return self.net(codes).squeeze(1)
+
+
+# ------------------------------------------------------------------------------------------------
+# the method
+# ------------------------------------------------------------------------------------------------
+
+
+class PCAEGAN(HashingMethod):
+    """PC-AEGAN (Qiang et al., J. Taiyuan Univ. Technol. 2020): see the module docstring.
+
+    Args:
+        bits: code length ``K = q``.
+        backbone: backbone of the hash encoder ``F``.
+        pretrained: backbone weights (see :class:`HashingMethod`).
+        hash_loss: ``cauchy`` (DCH's terms, eqs. 15-16) or ``cosine`` (HashGAN's); ``None`` = the
+            class default (``cauchy``; ``cosine`` for :class:`PCWGAN`).
+        gamma: Cauchy scale ``gamma`` (eq. 1).
+        alpha: slope of HashGAN's cosine sigmoid (``hash_loss: cosine``).
+        beta: quantisation weight ``beta`` (eq. 14).
+        eta: weight ``eta`` of the GAN terms (eq. 17).
+        gp_weight: gradient-penalty weight ``lambda`` (eqs. 7, 11).
+        n_critic: critic (``D``, ``C``) steps per generator (``G``, ``H``) step.
+        noise_dim: dimension of the generator's noise ``z``.
+        generator_width: ``G``'s base width ``w``.
+        discriminator_width: ``D``'s base width ``w``.
+        code_width: hidden units of ``C``.
+        pair_scale: ``s_p`` of the pair head ``sigmoid(s_p cos(e_a, e_b))``.
+        gan_lr: Adam learning rate of ``D``, ``G``, ``C`` and ``H`` (eq. 17).
+        gan_betas: Adam betas of ``D``, ``G``, ``C`` and ``H``.
+        stage1_epochs: passes of stage 1 over the training rows.
+        stage1_block: rows per stage-1 step.
+        stage1_lr: Adam learning rate of stage 1.
+        samples_per_class: columns of the per-class sample grid saved each validation epoch
+            (0: none).
+        image_channels: image channels; ``None`` = from the DataModule.
+        image_size: image side; ``None`` = from the DataModule.
+        num_train: number of training images (rows of ``H``); ``None`` = from the DataModule.
+        num_classes: number of classes; ``None`` = from the DataModule.
+        seed: seed of stage 1 and of the sample grid's noise.
+        optim: optimiser of the hash encoder ``F`` (Adam 2e-4 in the paper).
+        ties: tie rule of the reported metrics.
+    """
+
+    use_gan: ClassVar[bool] = True
+    use_code_discriminator: ClassVar[bool] = True
+    default_hash_loss: ClassVar[HashLoss] = "cauchy"
+    activation = "tanh"
+
+    def __init__(
+        self,
+        bits: int = 32,
+        backbone: str = "small_cnn",
+        pretrained: bool | str = False,
+        hash_loss: HashLoss | None = None,
+        gamma: float = 20.0,
+        alpha: float = 10.0,
+        beta: float = 0.1,
+        eta: float = 1.0,
+        gp_weight: float = 10.0,
+        n_critic: int = 5,
+        noise_dim: int = 64,
+        generator_width: int = 32,
+        discriminator_width: int = 32,
+        code_width: int = 256,
+        pair_scale: float = 5.0,
+        gan_lr: float = 2e-4,
+        gan_betas: tuple[float, float] = (0.9, 0.999),
+        stage1_epochs: int = 30,
+        stage1_block: int = 512,
+        stage1_lr: float = 0.1,
+        samples_per_class: int = 8,
+        image_channels: int | None = None,
+        image_size: int | None = None,
+        num_train: int | None = None,
+        num_classes: int | None = None,
+        seed: int = 0,
+        optim: Optim = Optim(lr=2e-4, weight_decay=0.0, schedule="none"),
+        ties: Literal["index", "expected"] = "index",
+    ) -> None:
+        name = type(self).__name__
+        hash_loss = hash_loss or self.default_hash_loss
+        if hash_loss not in ("cauchy", "cosine"):
+            raise ValueError(f"{name}: hash_loss must be 'cauchy' or 'cosine', got {hash_loss!r}")
+        for arg, v in (("gamma", gamma), ("alpha", alpha), ("pair_scale", pair_scale)):
+            if not v > 0:
+                raise ValueError(f"{name}: {arg} must be > 0, got {v}")
+        for arg, v in (("beta", beta), ("eta", eta), ("gp_weight", gp_weight)):
+            if not v >= 0:
+                raise ValueError(f"{name}: {arg} must be >= 0, got {v}")
+        for arg, v in (
+            ("n_critic", n_critic),
+            ("noise_dim", noise_dim),
+            ("generator_width", generator_width),
+            ("discriminator_width", discriminator_width),
+            ("code_width", code_width),
+            ("stage1_block", stage1_block),
+        ):
+            if int(v) < 1:
+                raise ValueError(f"{name}: {arg} must be a positive integer, got {v}")
+        if stage1_epochs < 0 or samples_per_class < 0:
+            raise ValueError(f"{name}: stage1_epochs and samples_per_class must be >= 0")
+        if not gan_lr > 0 or len(gan_betas) != 2 or not all(0 <= b < 1 for b in gan_betas):
+            raise ValueError(
+                f"{name}: gan_lr must be > 0 and gan_betas two numbers in [0, 1), got "
+                f"{gan_lr}, {gan_betas}"
+            )
+        super().__init__(bits, backbone, pretrained, optim, ties)
+        self.automatic_optimization = False
+        self.hash_loss = hash_loss
+        if hash_loss == "cauchy":
+            self.pair_loss: nn.Module = CauchyCrossEntropyLoss(gamma=gamma)
+            self.quant_loss: nn.Module = CauchyQuantizationLoss(gamma=gamma)
+        else:
+            self.pair_loss = CosineCrossEntropyLoss(alpha=alpha)
+            self.quant_loss = CosineQuantizationLoss()
+        self.beta, self.eta, self.gp_weight = float(beta), float(eta), float(gp_weight)
+        self.n_critic, self.noise_dim = int(n_critic), int(noise_dim)
+        self.widths = (int(generator_width), int(discriminator_width), int(code_width))
+        self.pair_scale = float(pair_scale)
+        self.gan_lr, self.gan_betas = float(gan_lr), tuple(float(b) for b in gan_betas)
+        self.stage1 = (int(stage1_epochs), int(stage1_block), float(stage1_lr))
+        self.samples_per_class, self.seed = int(samples_per_class), int(seed)
+        self.generator: Generator | None = None
+        self.discriminator: Discriminator | None = None
+        self.code_discriminator: CodeDiscriminator | None = None
+        self.code_logits: nn.Parameter | None = None
+        shape = (image_channels, image_size, num_train, num_classes)
+        if self.use_gan and all(v is not None for v in shape):
+            self._build(*shape)  # restoring from hyper-parameters
+
+    # -- construction --------------------------------------------------------------------------
+    def _build(self, channels: int, size: int, n: int, classes: int) -> None:
+        """Create ``G``, ``D``, ``C``, the code logits ``U`` and the training-set buffers."""
+        _check_image_shape(channels, size)
+        gw, dw, cw = self.widths
+        self.generator = Generator(self.bits, self.noise_dim, channels, size, gw)
+        self.discriminator = Discriminator(channels, dw, self.bits)
+        if self.use_code_discriminator:
+            self.code_discriminator = CodeDiscriminator(self.bits, cw)
+        self.code_logits = nn.Parameter(torch.zeros(n, self.bits))
+        self.register_buffer("train_index", torch.zeros(n, dtype=torch.long))
+        self.register_buffer("train_labels", torch.zeros(n, classes))
+        self.register_buffer("approx_codes", torch.zeros(n, self.bits, dtype=torch.uint8))
+        self.register_buffer("stage1_done", torch.tensor(False))
+        self.hparams.update(
+            image_channels=channels, image_size=size, num_train=n, num_classes=classes
+        )
+        self.to(self.device)
+
+    def setup(self, stage: str) -> None:
+        """Build the GAN from the DataModule (image shape, training rows and labels)."""
+        if not self.use_gan:
+            return
+        dm = self._datamodule()
+        if dm is None or not hasattr(dm, "split"):
+            if self.generator is None:
+                raise ValueError(
+                    f"{type(self).__name__} needs a HashDataModule (its training labels and image "
+                    "shape) or image_channels, image_size, num_train and num_classes"
+                )
+            return
+        image = dm.dataset("train")[0]["image"]
+        if image.ndim != 3 or image.shape[1] != image.shape[2]:
+            raise ValueError(
+                f"{type(self).__name__}: training images must be square (C, S, S), got "
+                f"{tuple(image.shape)}; set the DataModule's image_size"
+            )
+        index = torch.as_tensor(dm.split["train"], dtype=torch.long)
+        labels = torch.as_tensor(dm.labels("train"), dtype=torch.float32)
+        order = torch.argsort(index)  # rows of H in increasing dataset index (batch_rows)
+        index, labels = index[order], labels[order]
+        shape = (int(image.shape[0]), int(image.shape[1]), len(index), labels.shape[1])
+        if self.generator is None:
+            self._build(*shape)
+        elif shape[2] != len(self.code_logits):
+            raise ValueError(
+                f"{type(self).__name__}: built for {len(self.code_logits)} training images, the "
+                f"data has {shape[2]}; use the checkpoint with the data it was trained on"
+            )
+        if not bool(self.stage1_done):
+            self.train_index.copy_(index.to(self.device))
+            self.train_labels.copy_(labels.to(self.device))
+
+    def on_fit_start(self) -> None:
+        """Stage 1 (eq. 6) on the training labels, unless restored from a checkpoint."""
+        if not self.use_gan or bool(self.stage1_done):
+            return
+        epochs, block, lr = self.stage1
+        u = learn_approximate_codes(self.train_labels, self.bits, epochs, block, lr, self.seed)
+        with torch.no_grad():
+            self.code_logits.copy_(u)
+            self.approx_codes.copy_((u >= 0).to(torch.uint8))
+            self.stage1_done.fill_(True)
+
+    def parameter_groups(self) -> list[dict]:
+        """The hash encoder ``F`` only: backbone (scaled lr) and hash head."""
+        backbone = [p for p in self.backbone.parameters() if p.requires_grad]
+        groups = [{"params": list(self.hash_head.parameters()), "lr": self.optim.lr}]
+        if backbone:
+            groups.append({"params": backbone, "lr": self.optim.lr * self.optim.backbone_lr_mult})
+        return groups
+
+    def group_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters of each of ``F, D, G, H, C`` that this model has."""
+        groups = {"F": [p for g in self.parameter_groups() for p in g["params"]]}
+        if self.use_gan:
+            groups["D"] = list(self.discriminator.parameters())
+            groups["G"] = list(self.generator.parameters())
+            groups["H"] = [self.code_logits]
+            if self.code_discriminator is not None:
+                groups["C"] = list(self.code_discriminator.parameters())
+        return groups
+
+    def configure_optimizers(self):
+        if self.use_gan and self.generator is None:
+            raise ValueError(f"{type(self).__name__}: call setup (fit with a HashDataModule) first")
+        first = super().configure_optimizers()  # F, with its schedule
+        if not self.use_gan:
+            return first
+        f_opt = first["optimizer"] if isinstance(first, dict) else first
+        adam = [
+            torch.optim.Adam(ps, lr=self.gan_lr, betas=self.gan_betas)
+            for key, ps in self.group_parameters().items()
+            if key != "F"
+        ]
+        if isinstance(first, dict):
+            return [f_opt, *adam], [first["lr_scheduler"]]
+        return [f_opt, *adam]
+
+    # -- losses --------------------------------------------------------------------------------
+    def hash_objective(self, h: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """``L_F = L_Fc + beta L_Fq`` (eq. 14) of relaxed codes ``h`` and their labels."""
+        pair = self.pair_loss(h=h, labels=labels)
+        quant = self.quant_loss(h=h)
+        return {"L_F": pair + self.beta * quant, "L_Fc": pair, "L_Fq": quant}
+
+    def pair_logits(self, emb_fake: Tensor, emb_real: Tensor) -> Tensor:
+        """Logits of ``D(I_f_i, I_r_j) = sigmoid(s_p cos(e_i, e_j))``."""
+        return self.pair_scale * cosine_matrix(emb_fake, emb_real)
+
+    def discriminator_loss(self, real: Tensor, fake: Tensor, sim: Tensor) -> dict[str, Tensor]:
+        """``L_D = E[D(fake)] - E[D(real)] + lambda GP_D + L_DC`` (eqs. 7-9)."""
+        d = self.discriminator
+        s_real, e_real = d(real)
+        s_fake, e_fake = d(fake.detach())
+        gp = gradient_penalty(d.score, real, fake)
+        dc = pair_bce(self.pair_logits(e_fake, e_real), sim)
+        wd = s_fake.mean() - s_real.mean()
+        return {"L_D": wd + self.gp_weight * gp + dc, "L_DS_wd": wd, "L_DC": dc, "GP_D": gp}
+
+    def code_critic_loss(self, codes: Tensor, prior: Tensor) -> dict[str, Tensor]:
+        """``L_C = E[C(H)] - E[C(Z_r)] + lambda GP_C`` (eq. 11), ``H`` detached."""
+        c = self.code_discriminator
+        codes = codes.detach()
+        gp = gradient_penalty(c, prior, codes)
+        wd = c(codes).mean() - c(prior).mean()
+        return {"L_C": wd + self.gp_weight * gp, "L_C_wd": wd, "GP_C": gp}
+
+    def sample_prior(self, n: int) -> Tensor:
+        """``Z_r``: ``n`` codes of independent fair bits in ``{0, 1}^q``."""
+        return torch.randint(0, 2, (n, self.bits), device=self.device).float()
+
+    def batch_rows(self, index: Tensor) -> Tensor:
+        """Rows of ``H`` of dataset indices ``index`` (the training split, sorted)."""
+        rows = torch.searchsorted(self.train_index, index.to(self.train_index.device))
+        rows = rows.clamp_max(len(self.train_index) - 1)
+        if not bool((self.train_index[rows] == index).all()):
+            raise ValueError(
+                f"{type(self).__name__}: a training batch holds images outside the training split "
+                "its codes H were learnt for; train on the DataModule's train loader"
+            )
+        return rows
+
+    # -- the three phases of eq. 17 --------------------------------------------------------------
+    def _step(self, key: str, loss: Tensor) -> None:
+        opt = dict(zip(self.group_parameters(), self._optimizers(), strict=True))[key]
+        self.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        self.zero_grad(set_to_none=True)
+
+    def _optimizers(self) -> list:
+        opts = self.optimizers()
+        return list(opts) if isinstance(opts, list | tuple) else [opts]
+
+    def critic_phase(self, real: Tensor, fake: Tensor, codes: Tensor, sim: Tensor) -> dict:
+        """``D`` minimises ``eta L_D``; ``C`` minimises ``eta L_C``."""
+        out = self.discriminator_loss(real, fake, sim)
+        self._step("D", self.eta * out["L_D"])
+        if self.code_discriminator is not None:
+            c = self.code_critic_loss(codes, self.sample_prior(len(codes)))
+            self._step("C", self.eta * c["L_C"])
+            out.update(c)
+        return out
+
+    def generator_phase(
+        self, real: Tensor, labels: Tensor, rows: Tensor, noise: Tensor, sim: Tensor
+    ) -> dict:
+        """``G`` and ``H`` minimise ``L_F + eta (L_G + L_H - E[C(H_B)])`` (eqs. 6, 10, 17)."""
+        codes = torch.sigmoid(self.code_logits[rows])
+        fake = self.generator(codes, noise)
+        s_fake, e_fake = self.discriminator(fake)
+        with torch.no_grad():
+            _, e_real = self.discriminator(real)
+        l_g = -s_fake.mean() + pair_bce(self.pair_logits(e_fake, e_real), sim)
+        l_h = code_reconstruction_loss(codes, codes, pairwise_similarity(labels))
+        h = self(torch.cat([(real + 1) / 2, (fake + 1) / 2]))
+        l_f = self.hash_objective(h, torch.cat([labels, labels]))["L_F"]
+        gan = l_g + l_h
+        out = {"L_G": l_g, "L_H": l_h}
+        if self.code_discriminator is not None:
+            adv = -self.code_discriminator(codes).mean()
+            gan = gan + adv
+            out["L_H_adv"] = adv
+        total = l_f + self.eta * gan
+        self.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        opts = dict(zip(self.group_parameters(), self._optimizers(), strict=True))
+        opts["G"].step()
+        opts["H"].step()
+        self.zero_grad(set_to_none=True)
+        return out
+
+    def encoder_phase(self, images: Tensor, labels: Tensor) -> dict:
+        """``F`` minimises ``L_F`` on ``images`` (float in ``[0, 1]`` or ``uint8``)."""
+        out = self.hash_objective(self(images), labels)
+        self._step("F", out["L_F"])
+        return out
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        images, labels = batch["image"], batch["label"].float()
+        if not self.use_gan:
+            logs = self.encoder_phase(images, labels)
+        else:
+            real = to_gan_range(images)
+            rows = self.batch_rows(batch["index"])
+            sim = pairwise_similarity(labels)
+            noise = torch.randn(len(real), self.noise_dim, device=self.device)
+            codes = torch.sigmoid(self.code_logits[rows]).detach()
+            with torch.no_grad():
+                fake = self.generator(codes, noise)
+            logs = self.critic_phase(real, fake, codes, sim)
+            if batch_idx % self.n_critic == 0:
+                logs.update(self.generator_phase(real, labels, rows, noise, sim))
+            both = torch.cat([(real + 1) / 2, (fake + 1) / 2])
+            logs.update(self.encoder_phase(both, torch.cat([labels, labels])))
+        self.log_dict(
+            {f"train/{k}": v.detach() for k, v in logs.items()},
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(labels),
+        )
+
+    def on_train_epoch_end(self) -> None:
+        sched = self.lr_schedulers()
+        if sched is not None:
+            sched.step()
+
+    # -- samples -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_grid(self) -> Tensor:
+        """Synthetic images ``(classes x k, C, S, S)`` in ``[0, 1]``: row ``c`` conditioned on the
+        binary stage-1 codes of the first ``k`` training images of class ``c``."""
+        k = self.samples_per_class
+        rows = []
+        for c in range(self.train_labels.shape[1]):
+            idx = torch.nonzero(self.train_labels[:, c] > 0).flatten()[:k]
+            if len(idx):
+                rows.append(torch.cat([idx, idx[:1].repeat(k - len(idx))]))
+        if not rows:
+            return torch.zeros(0)
+        rows_t = torch.cat(rows)
+        gen = torch.Generator().manual_seed(self.seed)
+        noise = torch.randn(len(rows_t), self.noise_dim, generator=gen).to(self.device)
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            images = self.generator(self.approx_codes[rows_t].float(), noise)
+        finally:
+            self.generator.train(was_training)
+        return (images + 1) / 2
+
+    def sample_dir(self) -> Path:
+        logger = self.trainer.logger if self._trainer else None
+        root = getattr(logger, "log_dir", None) or (self.trainer.default_root_dir)
+        return Path(root) / "samples"
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        if not self.use_gan or not self.samples_per_class or self.trainer.sanity_checking:
+            return
+        if not bool(self.stage1_done) or not self.trainer.is_global_zero:
+            return
+        from torchvision.utils import save_image
+
+        out = self.sample_dir()
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"epoch{self.current_epoch:03d}.png"
+        fd, tmp = tempfile.mkstemp(suffix=".png", dir=out)
+        os.close(fd)
+        os.chmod(tmp, 0o644)
+        save_image(self.sample_grid().float().cpu(), tmp, nrow=self.samples_per_class)
+        os.replace(tmp, path)
+
+
+class PCWGAN(PCAEGAN):
+    """PC-WGAN ablation (HashGAN, Cao, Liu, Long, Wang, CVPR 2018): PC-AEGAN without the code
+    discriminator ``C``, with HashGAN's cosine cross-entropy and cosine quantisation by default.
+
+    Same arguments as :class:`PCAEGAN` (``code_width`` is unused).
+    """
+
+    use_code_discriminator = False
+    default_hash_loss = "cosine"
+
+
+class DCH(PCAEGAN):
+    """Deep Cauchy Hashing (Cao, Long, Liu, Wang, CVPR 2018): stage 3 of PC-AEGAN alone, on real
+    images only, no GAN: ``L_F = L_Fc + beta L_Fq`` (eqs. 1, 4, 13-16 of seed 003).
+
+    Args:
+        bits: code length ``K``.
+        backbone: backbone name.
+        pretrained: backbone weights.
+        gamma: Cauchy scale ``gamma``.
+        beta: quantisation weight ``beta``.
+        optim: optimiser of ``F``.
+        ties: tie rule of the reported metrics.
+    """
+
+    use_gan = False
+    use_code_discriminator = False
+
+    def __init__(
+        self,
+        bits: int = 32,
+        backbone: str = "small_cnn",
+        pretrained: bool | str = False,
+        gamma: float = 20.0,
+        beta: float = 0.1,
+        optim: Optim = Optim(lr=2e-4, weight_decay=0.0, schedule="none"),
+        ties: Literal["index", "expected"] = "index",
+    ) -> None:
+        super().__init__(
+            bits, backbone, pretrained, "cauchy", gamma, beta=beta, optim=optim, ties=ties
+        )

@@ -191,7 +191,14 @@ def _method_kinds(ok: list[dict]) -> dict[str, str]:
         kind = "deep" if r.get("kind") == "deep" else "shallow"
         sup = r.get("supervised")
         out[r["method"]] = kind + ("" if sup is None else (", supervised" if sup else ", unsup."))
+    for m in {r["method"] for r in ok if _synthetic_tags(r)}:
+        out[m] += ", synthetic tags"
     return out
+
+
+def _synthetic_tags(record: dict) -> bool:
+    """The cell trained on generated weak tags (a dataset with no user tags, e.g. Fashion-MNIST)."""
+    return str(record.get("tag_source") or "").startswith("synthetic")
 
 
 def _order(methods: dict[str, str]) -> list[str]:
@@ -283,6 +290,14 @@ def _facts(dataset: str, ok: list[dict], failed: list[dict]) -> list[str]:
         f"git {_join(commits)}."
     )
     lines.append(f"- Compute: {_compute_line(everything)}.")
+    synthetic = sorted(
+        {f"{r['method']} ({r['tag_source']})" for r in everything if _synthetic_tags(r)}
+    )
+    if synthetic:
+        lines.append(
+            "- Synthetic weak tags (the dataset has no user tags; `hashbench/data/tags.py`, marked "
+            f"`synthetic tags` in every table): {_join(synthetic)}."
+        )
     vers = defaultdict(set)
     for r in everything:
         for lib, v in (r.get("versions") or {}).items():
@@ -477,16 +492,28 @@ def render_markdown(records: list[dict], figures: bool = True) -> str:
 
 
 def render_csv(records: list[dict]) -> str:
-    """Long-form CSV: benchmark, method, kind, bits, quantity, n, mean, std, seeds."""
+    """Long-form CSV: benchmark, method, kind, bits, quantity, n, mean, std, seeds, tag_source."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
-        ["benchmark", "method", "kind", "bits", "quantity", "n", "mean", "std", "seeds"]
+        [
+            "benchmark",
+            "method",
+            "kind",
+            "bits",
+            "quantity",
+            "n",
+            "mean",
+            "std",
+            "seeds",
+            "tag_source",
+        ]
     )
     rows = []
     for dataset in sorted({str(r.get("benchmark")) for r in records}):
         ok = ok_records(records, dataset)
         kinds = {r["method"]: r.get("kind", "deep") for r in ok}
+        tags = {r["method"]: str(r.get("tag_source") or "") for r in ok}
         metric_keys = sorted({k for r in ok for k in r.get("metrics", {})})
         cost_keys = [c[0] for c in COST_COLUMNS] + ["times.test_s", "times.epochs"]
         for quantity in metric_keys + sorted(set(cost_keys)):
@@ -509,6 +536,7 @@ def render_csv(records: list[dict]) -> str:
                         f"{mean:.6g}",
                         "" if std is None else f"{std:.6g}",
                         " ".join(str(s) for s in sorted(seeds[(m, b)])),
+                        tags[m],
                     ]
                 )
     for row in sorted(rows, key=lambda r: (r[0], r[1], r[3], r[4])):

@@ -1009,6 +1009,9 @@ class Sweep:
             if trainer.checkpoint_callback
             else None,
         }
+        tag_source = model.hparams.get("tag_source")  # weakly supervised methods (wsdh)
+        if tag_source:
+            out["tag_source"] = str(tag_source)
         del cli, model, trainer
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

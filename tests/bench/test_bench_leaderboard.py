@@ -126,11 +126,28 @@ def test_failed_records_listed_and_csv_sorted() -> None:
     assert "1 ok, 1 failed" in md
     csv_text = render_csv(records)
     lines = csv_text.splitlines()
-    assert lines[0] == "benchmark,method,kind,bits,quantity,n,mean,std,seeds"
-    assert "toy,itq,baseline,8,mAP@all,1,0.5,,0" in lines
+    assert lines[0] == "benchmark,method,kind,bits,quantity,n,mean,std,seeds,tag_source"
+    assert "toy,itq,baseline,8,mAP@all,1,0.5,,0," in lines
     assert all(",dsh," not in line for line in lines)  # failed cells have no numbers
     assert render_csv(list(reversed(records))) == csv_text
 
 
 def test_no_records() -> None:
     assert "No records yet" in render_markdown([], figures=False)
+
+
+def test_synthetic_tags_marked_in_every_table_and_csv() -> None:
+    tag = "synthetic:class-words+noise(k=4,rate=0.3,seed=0)"
+    records = [
+        _record("wsdh", 8, 0, 0.7, kind="deep", tag_source=tag),
+        _record("dsh", 8, 0, 0.6, kind="deep"),
+    ]
+    md = render_markdown(records)
+    for section in ("mAP@all", "mAP@H<=2", "P@H<=2", "P@500", "Cost at 8 bits"):
+        rows = _rows(md, section)
+        assert "synthetic tags" in rows["wsdh"], section
+        assert "synthetic tags" not in rows["dsh"], section
+    assert f"wsdh ({tag})" in md
+    assert tag in render_csv(records)
+    user = [_record("wsdh", 8, 0, 0.7, kind="deep", tag_source="user")]
+    assert "synthetic tags" not in render_markdown(user)

@@ -88,7 +88,7 @@ def test_leaderboard_tables_and_figures(bench_sweep: SweepRun) -> None:
     assert "tie rule `index`" in md and "Hardware:" in md and "finished 20" in md
     assert "not measured" in md  # claims about methods without records
     csv_text = (bench_sweep.results / "leaderboard.csv").read_text()
-    assert csv_text.startswith("benchmark,method,kind,bits,quantity,n,mean,std,seeds\n")
+    assert csv_text.startswith("benchmark,method,kind,bits,quantity,n,mean,std,seeds,tag_source\n")
     assert "fashion-mnist,dsh,deep,16,mAP@all,1," in csv_text
     figures = sorted((bench_sweep.results / "figures").glob("*.png"))
     assert [f.name for f in figures] == [

@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data test test-all lint format bench train bench-baselines bench-index clean
+.PHONY: help install data test test-all lint format bench bench-times train bench-baselines bench-index clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ train: install data ## one run: train + test METHOD at BITS bits for EPOCHS epoc
 	$(BIN)/hashbench fit --config configs/methods/$(METHOD).yaml \
 	  --config configs/data/$(subst -,_,$(DATASET)).yaml --config configs/trainer/default.yaml \
 	  --model.init_args.bits $(BITS) --trainer.max_epochs $(EPOCHS) --test_after_fit true
+
+bench-times: install ## per-method run time of the recorded sweep (results/raw/), as a Markdown table
+	$(BIN)/python benchmarks/bench_times.py --benchmark $(DATASET)
 
 bench-baselines: install data ## shallow baselines side by side (fit time, encode/s, mAP) at 16/32/64 bits
 	$(BIN)/python benchmarks/baselines.py

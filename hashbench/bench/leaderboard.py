@@ -181,8 +181,11 @@ def _fmt(value: float | None, fmt: str = "{:.3f}") -> str:
 
 
 def _signed(value: float) -> str:
+    """``+0.012``; a non-zero difference that rounds to zero keeps its sign with a 4th decimal."""
     text = f"{value:+.3f}"
-    return "+0.000" if text == "-0.000" else text
+    if text in ("+0.000", "-0.000") and value != 0:
+        text = f"{value:+.4f}"
+    return "+0.000" if text in ("-0.000", "-0.0000") else text
 
 
 def _method_kinds(ok: list[dict]) -> dict[str, str]:

@@ -151,3 +151,14 @@ def test_synthetic_tags_marked_in_every_table_and_csv() -> None:
     assert tag in render_csv(records)
     user = [_record("wsdh", 8, 0, 0.7, kind="deep", tag_source="user")]
     assert "synthetic tags" not in render_markdown(user)
+
+
+def test_signed_difference_keeps_the_sign_of_a_tiny_loss():
+    from hashbench.bench.leaderboard import _signed
+
+    assert _signed(0.0123) == "+0.012"
+    assert _signed(-0.0123) == "-0.012"
+    assert _signed(-0.00048) == "-0.0005"
+    assert _signed(0.0002) == "+0.0002"
+    assert _signed(0.0) == "+0.000"
+    assert _signed(-0.0) == "+0.000"

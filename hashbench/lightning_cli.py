@@ -2,9 +2,15 @@
 
 Configs compose: ``--config configs/methods/dsh.yaml --config configs/data/fashion_mnist.yaml
 --config configs/trainer/quick.yaml``; later files and flags override earlier ones.
+
+With ``--ckpt_path`` the checkpoint's hyper-parameters replace the model's config (Lightning), and
+then the model flags typed on the command line are put back on top: ``hashbench test --config ...
+--ckpt_path best.ckpt --model.init_args.rerank 100`` tests with ``rerank = 100``.
 """
 
 from __future__ import annotations
+
+import sys
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -24,6 +30,7 @@ class HashbenchCLI(LightningCLI):
     """LightningCLI over every registered :class:`HashingMethod` and :class:`HashDataModule`."""
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        self._argv = list(sys.argv[1:] if args is None else args)
         import_all()
         import hashbench.data  # noqa: F401 - registers the dataset modules for short names
 
@@ -48,6 +55,18 @@ class HashbenchCLI(LightningCLI):
             help="after `fit`, run `test` on the best checkpoint (val/mAP)",
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """Checkpoint hyper-parameters over config files and defaults; typed model flags over both."""
+        subcommand = self.config.get("subcommand")
+        before = self.config.clone() if subcommand else None
+        super()._parse_ckpt_path()
+        if before is None:
+            return
+        for key in typed_model_keys(self._argv):
+            full = f"{subcommand}.{key}"
+            if full in before and full in self.config:
+                self.config[full] = before[full]
+
     def after_fit(self) -> None:
         ckpt = self.trainer.checkpoint_callback
         if ckpt is not None and ckpt.best_model_path and self.trainer.is_global_zero:
@@ -59,3 +78,23 @@ class HashbenchCLI(LightningCLI):
             )
         if self.config[self.subcommand].get("test_after_fit"):
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
+
+
+def typed_model_keys(argv: list[str]) -> list[str]:
+    """``model.init_args.<name>`` of each ``--model.[init_args.]<name>[.<sub>][=v]`` flag in ``argv``.
+
+    A nested flag (``--model.init_args.optim.lr``) names its top-level argument (``optim``), whose
+    value as parsed from the command line and config files is what is restored.
+    """
+    keys = []
+    for token in argv:
+        if not token.startswith("--model."):
+            continue
+        parts = token[2:].split("=", 1)[0].split(".")[1:]
+        if parts and parts[0] == "init_args":
+            parts = parts[1:]
+        if parts and parts[0] not in ("class_path", "dict_kwargs"):
+            key = f"model.init_args.{parts[0]}"
+            if key not in keys:
+                keys.append(key)
+    return keys

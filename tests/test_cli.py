@@ -96,3 +96,35 @@ def test_bad_bits_fails_at_configuration(fashion_mnist_root: Path, tmp_path: Pat
                 *quick_trainer_args(tmp_path),
             ]
         )
+
+
+def test_typed_model_keys() -> None:
+    from hashbench.lightning_cli import typed_model_keys
+
+    argv = [
+        "--config", "x.yaml", "--model.init_args.rerank", "10", "--model.bits=16",
+        "--model.init_args.optim.lr", "0.1", "--model.class_path", "A", "--data.init_args.seed", "1",
+    ]  # fmt: skip
+    assert typed_model_keys(argv) == [
+        "model.init_args.rerank",
+        "model.init_args.bits",
+        "model.init_args.optim",
+    ]
+
+
+def test_typed_model_flag_beats_checkpoint_hparams(
+    fashion_mnist_root: Path, tmp_path: Path
+) -> None:
+    """Lightning puts the checkpoint's hyper-parameters over the config; a typed flag wins again."""
+    from hashbench.lightning_cli import HashbenchCLI
+
+    method = ["--config", str(REPO / "configs/methods/knngan_nogan.yaml")]
+    common = [*method, *fixture_data_args(fashion_mnist_root), *quick_trainer_args(tmp_path)]
+    assert (
+        main(["fit", *common, "--model.init_args.bits", "16", "--model.init_args.rerank", "5"]) == 0
+    )
+    best = next(c for c in sorted(tmp_path.rglob("*.ckpt")) if c.name != "last.ckpt")
+    test = ["test", *common, "--ckpt_path", str(best)]
+    assert HashbenchCLI(args=test).model.rerank == 5  # checkpoint over the file's 0
+    assert HashbenchCLI(args=[*test, "--model.init_args.rerank", "7"]).model.rerank == 7
+    assert HashbenchCLI(args=test).model.bits == 16  # the file says 32: the checkpoint wins

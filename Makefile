@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data test test-all lint format bench bench-times train bench-baselines bench-index clean
+.PHONY: help install data test test-all lint format bench bench-times train bench-baselines bench-index clean clean-cache
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -65,3 +65,6 @@ bench-index: install ## Faiss HammingIndex kinds: build time, top-100 and radius
 
 clean: ## remove runs/ and caches (keeps .venv and data/)
 	rm -rf runs lightning_logs .pytest_cache .ruff_cache
+
+clean-cache: ## remove derived data under data/*/: backbone features and wsdh stage-1 results (recomputed on demand)
+	rm -rf data/*/features data/*/stage1

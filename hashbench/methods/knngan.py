@@ -29,9 +29,10 @@ and the GAN's parameters trained with RMSProp + Nesterov momentum (eqs. 5-7,
 Interpretation / Resolved (also in ``docs/methods/knngan.md``):
 
 - Features for ``M``: the paper uses VGG-19 FC7 features of the images. Here ``knn_features`` names
-  any :class:`~hashbench.data.features.FeatureCache` source (``pixels`` by default: cheap on CPU and
-  the same input the shallow baselines use; ``efficientnet_lite0`` with ImageNet weights as an
-  option). They are fixed, computed once on the ``train`` split in ``setup``; no labels.
+  any :class:`~hashbench.data.features.FeatureCache` source: the shipped configs use
+  ``efficientnet_lite0`` with ImageNet weights (closest to the paper; measured 0.05-0.14 mAP better
+  than pixels), the constructor's default and ``make bench``'s CPU profile use ``pixels`` (free, the
+  baselines' input). They are fixed, computed once on the ``train`` split in ``setup``; no labels.
 - Reductions: ``L_N`` is eq. 9's sum over the ordered pairs ``i != j`` of the batch
   (``pair_reduction: mean`` averages instead; measured worse with the GAN terms, see the docs);
   the other terms are batch means; ``L_H`` sums over bits and averages over images;

@@ -14,7 +14,8 @@ import statistics
 from collections import defaultdict
 from datetime import datetime
 
-from hashbench.bench.records import load_records
+from hashbench.bench.leaderboard import compute_summary
+from hashbench.bench.records import UTC_FORMAT, load_records
 
 
 def _median(values: list[float]) -> str:
@@ -22,7 +23,7 @@ def _median(values: list[float]) -> str:
 
 
 def _stamp(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    return datetime.strptime(text, UTC_FORMAT)
 
 
 def run_time_table(records: list[dict]) -> list[str]:
@@ -36,13 +37,11 @@ def run_time_table(records: list[dict]) -> list[str]:
         "| cell s (median) | cells' sum |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    by_kind: dict[str, float] = defaultdict(float)
     for m in order:
         rs = by_method[m]
         times = [r.get("times") or {} for r in rs]
         total = sum(float(t.get("total_s") or 0.0) for t in times)
         kind = str(rs[0].get("kind", "?"))
-        by_kind[kind] += total
         epochs = sorted({str(t["epochs"]) for t in times if t.get("epochs") is not None}) or ["-"]
         lines.append(
             f"| `{m}` | {kind} | {len(rs)} | {'/'.join(epochs)} "
@@ -51,9 +50,8 @@ def run_time_table(records: list[dict]) -> list[str]:
             f"| {_median([t['total_s'] for t in times if t.get('total_s') is not None])} "
             f"| {total / 60:.1f} min |"
         )
-    parts = ", ".join(f"{k} {v / 60:.1f} min" for k, v in sorted(by_kind.items()))
     lines.append("")
-    lines.append(f"Cells' summed wall time: {sum(by_kind.values()) / 60:.1f} min ({parts}).")
+    lines.append(f"Cells' summed wall time: {compute_summary(records)}.")
     starts = [_stamp(r["started_at"]) for r in records if r.get("started_at")]
     ends = [_stamp(r["finished_at"]) for r in records if r.get("finished_at")]
     if starts and ends:

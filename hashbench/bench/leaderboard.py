@@ -227,14 +227,23 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def _compute_line(records: list[dict]) -> str:
-    """Summed wall time of the cells (what the sweep cost, whatever the sharding), by kind."""
+def wall_time_by_kind(records: list[dict]) -> dict[str, float]:
+    """Summed cell wall time (``times.total_s``, seconds) per record kind, kinds sorted."""
     by_kind: dict[str, float] = defaultdict(float)
     for r in records:
         by_kind[str(r.get("kind", "?"))] += float(_get(r, "times.total_s") or 0.0)
-    total = sum(by_kind.values())
-    parts = ", ".join(f"{kind} {_minutes(by_kind[kind])}" for kind in sorted(by_kind))
-    return f"cells' summed wall time {_minutes(total)} ({parts})"
+    return dict(sorted(by_kind.items()))
+
+
+def compute_summary(records: list[dict]) -> str:
+    """``<total> min (<kind> <t> min, ...)``: what the sweep cost, whatever the sharding."""
+    by_kind = wall_time_by_kind(records)
+    parts = ", ".join(f"{kind} {_minutes(t)}" for kind, t in by_kind.items())
+    return f"{_minutes(sum(by_kind.values()))} ({parts})"
+
+
+def _compute_line(records: list[dict]) -> str:
+    return f"cells' summed wall time {compute_summary(records)}"
 
 
 def _minutes(seconds: float) -> str:

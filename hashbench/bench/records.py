@@ -238,9 +238,12 @@ def device_info(device: str | None = None) -> dict[str, Any]:
     return info
 
 
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def utc_now() -> str:
     """The current UTC time, ISO 8601 to the second (``2026-01-31T12:00:00Z``)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(timezone.utc).strftime(UTC_FORMAT)
 
 
 # -- peak memory ------------------------------------------------------------------------------------

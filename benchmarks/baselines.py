@@ -17,6 +17,7 @@ import time
 from hashbench.baselines import BASELINES, SUPERVISED
 from hashbench.baselines.evaluate import fit_and_evaluate, make_baseline
 from hashbench.data.fashion_mnist import FashionMNISTDataModule
+from hashbench.retrieval.evaluation import map_key
 
 
 def main() -> None:
@@ -59,8 +60,8 @@ def main() -> None:
             r = fit_and_evaluate(
                 name, bits, dm, args.features, random_state=args.seed, metrics=("mAP",)
             )
-            map_key = next(k for k in r if k.startswith("mAP@"))
-            cells += [f"{r['fit_s']:.2f}", f"{r['encode_per_s']:,.0f}", f"{r[map_key]:.3f}"]
+            key = map_key(r)
+            cells += [f"{r['fit_s']:.2f}", f"{r['encode_per_s']:,.0f}", f"{r[key]:.3f}"]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     if args.scale:
         scale_table(

@@ -11,12 +11,13 @@ item within ``--radius``) with Hamming distance, dataset id, labels and image pa
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from hashbench.files import atomic_path
+from hashbench.retrieval.evaluation import encode_split
 
 
 def _data_parser(prog: str, description: str, ckpt: bool = True):
@@ -66,38 +67,13 @@ def _datamodule(cfg, ckpt: str):
 
 
 def _save_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
     with open(path, "wb") as f:
         np.save(f, array)
-
-
-def encode_split(
-    model, datamodule, split: str, batch_size: int = 512, device: str = "cpu", progress: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Packed codes and dataset ids of every item of ``split``."""
-    import torch
-    from tqdm.auto import tqdm
-
-    model = model.to(device).eval()
-    datamodule.eval_batch_size = batch_size
-    codes, ids = [], []
-    with torch.no_grad():
-        for batch in tqdm(
-            datamodule.dataloader(split), desc=f"encode {split}", disable=not progress
-        ):
-            codes.append(model.encode(batch["image"].to(device)).cpu().numpy())
-            ids.append(batch["index"].numpy())
-    return np.concatenate(codes), np.concatenate(ids)
 
 
 def encode_main(argv: list[str]) -> int:
@@ -146,12 +122,14 @@ def encode_main(argv: list[str]) -> int:
 
         model = load_method(cfg.ckpt)
         dm = _datamodule(cfg, cfg.ckpt)
-        codes, ids = encode_split(model, dm, cfg.split, cfg.batch_size, cfg.device)
+        dm.eval_batch_size = cfg.batch_size
+        encoded = encode_split(model, dm, cfg.split, cfg.device, progress=True)
+        codes, ids = encoded.codes, encoded.ids
         bits, source = model.bits, {"ckpt": str(cfg.ckpt), "method": type(model).__name__}
     else:
         from hashbench.baselines import SUPERVISED
         from hashbench.baselines.evaluate import make_baseline
-        from hashbench.data.features import FeatureCache
+        from hashbench.models.features import FeatureCache
 
         if cfg.get("data") is None:
             raise SystemExit("hashbench encode --baseline: give the dataset with --config")

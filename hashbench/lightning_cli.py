@@ -1,5 +1,9 @@
 """`HashbenchCLI`: the LightningCLI behind ``hashbench fit | validate | test | predict``.
 
+Its argument space is :mod:`hashbench.training`'s (the same classes, defaults and extra arguments),
+so ``hashbench fit`` and the Python API (:func:`hashbench.training.resolve_config`, used by the
+bench) resolve the same files and flags to the same config.
+
 Configs compose: ``--config configs/methods/dsh.yaml --config configs/data/fashion_mnist.yaml
 --config configs/trainer/quick.yaml``; later files and flags override earlier ones.
 
@@ -14,16 +18,10 @@ import sys
 
 from lightning.pytorch.cli import LightningCLI
 
-from hashbench.data.base import HashDataModule
-from hashbench.methods import import_all
-from hashbench.methods.base import HashingMethod
+from hashbench import training
+from hashbench.training import TRAINER_DEFAULTS
 
-TRAINER_DEFAULTS = {
-    "trainer.max_epochs": 30,
-    "trainer.num_sanity_val_steps": 0,
-    "trainer.default_root_dir": "runs",
-    "trainer.log_every_n_steps": 10,
-}
+__all__ = ["TRAINER_DEFAULTS", "HashbenchCLI", "typed_model_keys"]
 
 
 class HashbenchCLI(LightningCLI):
@@ -31,12 +29,10 @@ class HashbenchCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         self._argv = list(sys.argv[1:] if args is None else args)
-        import_all()
-        import hashbench.data  # noqa: F401 - registers the dataset modules for short names
-
+        model_class, data_class = training.register_classes()
         super().__init__(
-            HashingMethod,
-            HashDataModule,
+            model_class,
+            data_class,
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
@@ -47,13 +43,7 @@ class HashbenchCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.set_defaults(TRAINER_DEFAULTS)
-        parser.add_argument(
-            "--test_after_fit",
-            type=bool,
-            default=False,
-            help="after `fit`, run `test` on the best checkpoint (val/mAP)",
-        )
+        training.add_arguments(parser)
 
     def _parse_ckpt_path(self) -> None:
         """Checkpoint hyper-parameters over config files and defaults; typed model flags over both."""

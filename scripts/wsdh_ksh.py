@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from hashbench.baselines.evaluate import fit_and_evaluate, scalar_metrics
-from hashbench.data.features import FeatureCache
+from hashbench.models.features import FeatureCache
 
 SPLITS = ("train", "query", "database")
 KEEP = ("mAP@all", "mAP@H<=2", "P@100", "P@200", "P@400", "P@500", "P@1000")

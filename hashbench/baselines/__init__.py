@@ -1,8 +1,9 @@
 """Shallow hashing baselines: sklearn-style estimators on feature vectors (see BASELINES.md).
 
 Every baseline subclasses :class:`~hashbench.baselines.base.Hasher`
-(``fit(X, y=None) -> self``, ``project(X)``, ``encode(X)``). :data:`BASELINES` maps the
-benchmark key to the class; :data:`SUPERVISED` holds the keys whose ``fit`` needs labels.
+(``fit(X, y=None) -> self``, ``project(X)``, ``encode(X)``). :data:`BASELINES` (a
+:class:`~hashbench.registry.Registry`) maps the benchmark key to the class; :data:`SUPERVISED`
+holds the keys whose ``fit`` needs labels.
 """
 
 from __future__ import annotations
@@ -16,29 +17,32 @@ from hashbench.baselines.pcah import PCAH
 from hashbench.baselines.sdh import SDH
 from hashbench.baselines.sh import SH
 from hashbench.baselines.sph import SpH, spherical_hamming_distances
+from hashbench.registry import Registry
 
-BASELINES: dict[str, type[Hasher]] = {
-    "lsh": LSH,
-    "pcah": PCAH,
-    "sh": SH,
-    "itq": ITQ,
-    "sph": SpH,
-    "itq_cca": ITQCCA,
-    "ksh": KSH,
-    "sdh": SDH,
-}
+BASELINES: Registry[type[Hasher]] = Registry(
+    "baseline",
+    {
+        "lsh": LSH,
+        "pcah": PCAH,
+        "sh": SH,
+        "itq": ITQ,
+        "sph": SpH,
+        "itq_cca": ITQCCA,
+        "ksh": KSH,
+        "sdh": SDH,
+    },
+)
 
 SUPERVISED: frozenset[str] = frozenset(k for k, cls in BASELINES.items() if cls.supervised)
 
 
 def get_baseline(name: str) -> type[Hasher]:
-    """The baseline class registered under ``name`` (clear error listing the choices otherwise)."""
-    try:
-        return BASELINES[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown baseline {name!r}; choose one of {', '.join(sorted(BASELINES))}"
-        ) from None
+    """The baseline class registered under ``name``.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (a ``KeyError`` listing the choices).
+    """
+    return BASELINES.get(name)
 
 
 __all__ = [

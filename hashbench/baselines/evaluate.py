@@ -1,6 +1,6 @@
 """Fit a shallow baseline on a DataModule's ``train`` features and evaluate it like a deep method.
 
-The features come from the shared :class:`~hashbench.data.features.FeatureCache` (raw pixels or a
+The features come from the shared :class:`~hashbench.models.features.FeatureCache` (raw pixels or a
 backbone's features), so deep and shallow methods see the same data; the codes go through the same
 metrics (:func:`hashbench.retrieval.metrics.evaluate`) with the protocol's depth and tie seed.
 """
@@ -16,9 +16,11 @@ import numpy as np
 from hashbench.baselines import SUPERVISED, get_baseline
 from hashbench.baselines.base import Hasher
 from hashbench.data.base import HashDataModule
-from hashbench.data.features import FeatureCache
+from hashbench.models.features import FeatureCache
+from hashbench.retrieval.evaluation import DEFAULT_TIES, TieRule, metric_groups
 
-DEFAULT_METRICS = ("mAP", "P@N", "hamming_radius", "pr_curve", "auc")
+#: The metric groups of a single-label dataset's test (:func:`metric_groups`; kept for callers).
+DEFAULT_METRICS = metric_groups(multi_label=False)
 
 
 def make_baseline(name: str, bits: int, random_state: int = 0) -> Hasher:
@@ -33,13 +35,16 @@ def fit_and_evaluate(
     features: str = "pixels",
     pretrained: bool | str = False,
     random_state: int = 0,
-    metrics: tuple[str, ...] = DEFAULT_METRICS,
-    ties: str = "index",
+    metrics: tuple[str, ...] | None = None,
+    ties: TieRule = DEFAULT_TIES,
     split_features: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Fit baseline ``name`` on ``train``, encode ``query`` and ``database``, evaluate.
 
     Args:
+        metrics: metric groups; ``None``: the dataset's, as a deep method's test computes them
+            (:func:`hashbench.retrieval.evaluation.metric_groups`).
+        ties: tie rule (:data:`hashbench.retrieval.evaluation.TieRule`).
         split_features: precomputed ``train`` / ``query`` / ``database`` features (a sweep computes
             them once for every cell); ``None`` reads them from the :class:`FeatureCache`.
 
@@ -63,6 +68,8 @@ def fit_and_evaluate(
     t0 = time.perf_counter()
     q_codes = hasher.encode(split_features["query"])
     query_encode_s = time.perf_counter() - t0
+    if metrics is None:
+        metrics = metric_groups(datamodule.multi_label)
     result = evaluate(
         q_codes,
         db_codes,

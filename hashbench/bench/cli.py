@@ -114,7 +114,8 @@ def bench_main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    from hashbench.bench.runner import BenchConfigError, DataMissingError, run_benchmark
+    from hashbench.bench.config import BenchConfigError, DataMissingError
+    from hashbench.bench.sweep import run_benchmark
 
     try:
         report = run_benchmark(

@@ -50,10 +50,9 @@ def ok_records(records: list[dict], dataset: str) -> list[dict]:
 
 def map_key(record: dict) -> str | None:
     """The preset's mAP key of a record (``mAP@all``, ``mAP@5000``, ...)."""
-    return next(
-        (k for k in sorted(record.get("metrics", {})) if k.startswith("mAP@") and "H<=" not in k),
-        None,
-    )
+    from hashbench.retrieval.evaluation import map_key as metrics_map_key
+
+    return metrics_map_key(record.get("metrics", {}))
 
 
 def reference_bits(bits: list[int]) -> int | None:
@@ -156,15 +155,15 @@ def _mean_curves(ok: list[dict], bits: int, x_key: str, y_key: str) -> dict[str,
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from hashbench.files import atomic_path
+
     try:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(
+                tmp, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None}
+            )
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _legend(ax) -> None:

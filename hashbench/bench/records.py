@@ -26,17 +26,18 @@ import platform
 import resource
 import subprocess
 import sys
-import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hashbench import files
+
 #: Version of the record format; bump it when a field changes meaning.
 RECORD_VERSION = 1
 
 #: Suffix of the temporary files :func:`write_record` renames into place.
-TMP_SUFFIX = ".tmp"
+TMP_SUFFIX = files.TMP_SUFFIX
 
 
 # -- paths ------------------------------------------------------------------------------------------
@@ -97,35 +98,17 @@ def write_record(path: str | os.PathLike, record: dict) -> Path:
     Leftover temporary files of earlier, killed writers of the same record are removed first.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     for stale in temp_files(path):
         stale.unlink(missing_ok=True)
     text = json.dumps(to_jsonable(record), sort_keys=True, indent=1, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    files.write_text_atomic(path, text, fsync=True)
     return path
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write a text file atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    files.write_text_atomic(path, text)
     return path
 
 

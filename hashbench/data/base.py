@@ -14,6 +14,7 @@ per-image state).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -190,6 +191,31 @@ class HashDataModule(L.LightningDataModule):
                 self.split_dir, self.protocol, a.labels, a.source, self.seed
             )
         return self._split
+
+    def share_loaded_data(self, other: HashDataModule) -> bool:
+        """Reuse ``other``'s already-read arrays and split when they are the same data; says whether.
+
+        Only when both are the same class with the same root, protocol, split seed, image size and
+        every other constructor argument both record (so the same files would be read). The arrays
+        object is a shallow copy, so a method that replaces one of its fields (tags, say) does not
+        change what ``other`` holds. A sweep uses this to read a dataset once for all its cells.
+        """
+        if other._arrays is None or other._split is None:
+            return False
+        mine, theirs = dict(self.hparams), dict(other.hparams)
+        common = {k for k in mine.keys() & theirs.keys() if not k.startswith("_")}
+        if not (
+            type(self) is type(other)
+            and self.root.resolve() == other.root.resolve()
+            and self.protocol == other.protocol
+            and self.seed == other.seed
+            and self.image_size == other.image_size
+            and all(mine[k] == theirs[k] for k in common)
+        ):
+            return False
+        self._arrays = dataclasses.replace(other._arrays)
+        self._split = dict(other._split)
+        return True
 
     @property
     def num_classes(self) -> int:

@@ -37,6 +37,7 @@ from hashbench.data.base import (
     DatasetNotFoundError,
     HashDataModule,
 )
+from hashbench.files import atomic_path
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -171,20 +172,18 @@ def _extract(archive: Path, dest: Path) -> None:
 
 
 def _download(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(URL, timeout=30) as r:
+        with (
+            atomic_path(dest / ARCHIVE, suffix=".part") as tmp,
+            open(tmp, "wb") as out,
+            urllib.request.urlopen(URL, timeout=30) as r,
+        ):
             shutil.copyfileobj(r, out)
-        os.replace(tmp, dest / ARCHIVE)
         return dest / ARCHIVE
     except Exception as e:  # noqa: BLE001 - offline, DNS, HTTP: all mean "get it by hand"
         raise DatasetNotFoundError(
             f"CIFAR-10 not found under {dest}, and downloading {URL} failed ({e}).\n{LAYOUT}"
         ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class CIFAR10DataModule(HashDataModule):

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from hashbench.data.base import CorruptDatasetError, DatasetNotFoundError
+from hashbench.files import atomic_path
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -67,18 +67,16 @@ def find_or_fetch(
     searched = ", ".join(str(r) for r in roots)
     if base_url is None:
         raise DatasetNotFoundError(f"{name} not found in {searched}.\n{how_to_get}")
-    dest.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(base_url + name, timeout=15) as r:
+        with (
+            atomic_path(dest / name, suffix=".part") as tmp,
+            open(tmp, "wb") as out,
+            urllib.request.urlopen(base_url + name, timeout=15) as r,
+        ):
             out.write(r.read())
-        os.replace(tmp, dest / name)
         return dest / name
     except Exception as e:  # noqa: BLE001 - offline, DNS, HTTP: all mean "get it by hand"
         raise DatasetNotFoundError(
             f"{name} not found in {searched}, and downloading {base_url + name} failed ({e}).\n"
             f"{how_to_get}"
         ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

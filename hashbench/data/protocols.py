@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from hashbench.files import atomic_path
+from hashbench.registry import Registry
 
 SPLITS = ("train", "val_query", "val_database", "query", "database")
 Source = Literal["train", "test", "any"]
@@ -66,25 +68,33 @@ class Protocol:
     description: str = ""
 
 
-PROTOCOLS: dict[str, Protocol] = {}
+#: The split presets, by name (a :class:`~hashbench.registry.Registry`).
+PROTOCOLS: Registry[Protocol] = Registry("protocol")
 
 
 def register_protocol(protocol: Protocol) -> Protocol:
-    """Add a preset to :data:`PROTOCOLS` (name must be new)."""
-    if protocol.name in PROTOCOLS:
-        raise ValueError(f"protocol {protocol.name!r} is already registered")
-    PROTOCOLS[protocol.name] = protocol
+    """Add a preset to :data:`PROTOCOLS` under its ``name``.
+
+    Args:
+        protocol: the preset; its name must be new.
+
+    Returns:
+        ``protocol``.
+
+    Raises:
+        ValueError: a preset of that name is already registered.
+    """
+    PROTOCOLS.register(protocol.name, protocol)
     return protocol
 
 
 def get_protocol(name: str) -> Protocol:
-    """The preset called ``name``; a clear error lists the known ones."""
-    try:
-        return PROTOCOLS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown protocol {name!r}; known protocols: {', '.join(sorted(PROTOCOLS))}"
-        ) from None
+    """The preset called ``name``.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (a ``ValueError`` listing the known names).
+    """
+    return PROTOCOLS.get(name)
 
 
 for _p in (
@@ -269,13 +279,6 @@ def load_or_create_split(
             )
         return split
     split = draw_split(protocol, labels, source, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, fingerprint=np.array(fp), **split)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, suffix=".npz.tmp") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, fingerprint=np.array(fp), **split)
     return split

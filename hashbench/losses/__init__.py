@@ -49,8 +49,8 @@ Calling convention: each term class has ``inputs`` (the keyword tensors ``forwar
 ``term(**term.gather(context))``. Constructor arguments are the term's hyper-parameters (typed,
 defaulted); term weights belong to the composite, not to the term.
 
-Registries: :data:`TERMS` maps a key to each scalar objective term; :data:`RELAXATIONS` holds the
-transforms of eqs. 23-24, which are not objective terms.
+Registries (:class:`~hashbench.registry.Registry`): :data:`TERMS` maps a key to each scalar
+objective term; :data:`RELAXATIONS` holds the transforms of eqs. 23-24, which are not objective terms.
 """
 
 from __future__ import annotations
@@ -116,47 +116,54 @@ from hashbench.losses.similarity import (
     PairwiseMSELoss,
     RankingTripletLoss,
 )
+from hashbench.registry import Registry
 
 #: Every scalar objective term, by key (survey equation in the comment).
-TERMS: dict[str, type[Term]] = {
-    "reconstruction": ReconstructionLoss,  # 1
-    "quantization": QuantizationLoss,  # 2
-    "smooth_quantization": SmoothQuantizationLoss,  # DHN
-    "bit_independence": BitIndependenceLoss,  # 3
-    "bit_balance_sum": BitBalanceSumLoss,  # 4
-    "bit_variance": BitVarianceLoss,  # 5
-    "bit_balance_mean": BitMeanLoss,  # 6
-    "hash_constraint_l1": AbsL1ConstraintLoss,  # 7
-    "hash_constraint_nearest": NearestBinaryLoss,  # 8
-    "hash_constraint_clamp": ClampedConstraintLoss,  # 9
-    "parameter_regularization": ParameterRegularizationLoss,  # 10
-    "sparsity_kl": SparsityKLLoss,  # 11
-    "sparsity_l1": SparsityL1Loss,  # 12
-    "laplacian": LaplacianLoss,  # 13
-    "knn_graph": KNNGraphLoss,  # 4.3.1-2, seed 000 eq. 9
-    "pairwise_mse": PairwiseMSELoss,  # 14
-    "pairwise_likelihood": PairwiseLikelihoodLoss,  # 15 (DPSH)
-    "class_separation": ClassSeparationLoss,  # 16
-    "contrastive": ContrastiveLoss,  # 17 (DSH)
-    "kl_similarity": KLSimilarityLoss,  # 18
-    "ranking_triplet": RankingTripletLoss,  # 19
-    "order_sensitive_ranking": OrderSensitiveRankingLoss,  # 27
-    "softmax": SoftmaxLoss,  # 20
-    "multilabel_bce": MultiLabelBCELoss,  # 21
-    "linear_classification": LinearClassificationLoss,  # 22
-    "hinge_softmax": HingeSoftmaxLoss,  # 26
-    "l1_to_binary": L1ToBinaryLoss,  # 25 (DSH regulariser)
-    "cauchy_cross_entropy": CauchyCrossEntropyLoss,  # DCH / seed 003 eq. 15
-    "cauchy_quantization": CauchyQuantizationLoss,  # DCH / seed 003 eq. 16
-    "cosine_cross_entropy": CosineCrossEntropyLoss,  # HashGAN
-    "cosine_quantization": CosineQuantizationLoss,  # HashGAN
-}
+TERMS: Registry[type[Term]] = Registry(
+    "loss term",
+    {
+        "reconstruction": ReconstructionLoss,  # 1
+        "quantization": QuantizationLoss,  # 2
+        "smooth_quantization": SmoothQuantizationLoss,  # DHN
+        "bit_independence": BitIndependenceLoss,  # 3
+        "bit_balance_sum": BitBalanceSumLoss,  # 4
+        "bit_variance": BitVarianceLoss,  # 5
+        "bit_balance_mean": BitMeanLoss,  # 6
+        "hash_constraint_l1": AbsL1ConstraintLoss,  # 7
+        "hash_constraint_nearest": NearestBinaryLoss,  # 8
+        "hash_constraint_clamp": ClampedConstraintLoss,  # 9
+        "parameter_regularization": ParameterRegularizationLoss,  # 10
+        "sparsity_kl": SparsityKLLoss,  # 11
+        "sparsity_l1": SparsityL1Loss,  # 12
+        "laplacian": LaplacianLoss,  # 13
+        "knn_graph": KNNGraphLoss,  # 4.3.1-2, seed 000 eq. 9
+        "pairwise_mse": PairwiseMSELoss,  # 14
+        "pairwise_likelihood": PairwiseLikelihoodLoss,  # 15 (DPSH)
+        "class_separation": ClassSeparationLoss,  # 16
+        "contrastive": ContrastiveLoss,  # 17 (DSH)
+        "kl_similarity": KLSimilarityLoss,  # 18
+        "ranking_triplet": RankingTripletLoss,  # 19
+        "order_sensitive_ranking": OrderSensitiveRankingLoss,  # 27
+        "softmax": SoftmaxLoss,  # 20
+        "multilabel_bce": MultiLabelBCELoss,  # 21
+        "linear_classification": LinearClassificationLoss,  # 22
+        "hinge_softmax": HingeSoftmaxLoss,  # 26
+        "l1_to_binary": L1ToBinaryLoss,  # 25 (DSH regulariser)
+        "cauchy_cross_entropy": CauchyCrossEntropyLoss,  # DCH / seed 003 eq. 15
+        "cauchy_quantization": CauchyQuantizationLoss,  # DCH / seed 003 eq. 16
+        "cosine_cross_entropy": CosineCrossEntropyLoss,  # HashGAN
+        "cosine_quantization": CosineQuantizationLoss,  # HashGAN
+    },
+)
 
 #: Relaxations (transforms, not objective terms), by key.
-RELAXATIONS: dict[str, type[nn.Module]] = {
-    "scheduled_tanh": ScheduledTanh,  # 23
-    "inner_product": InnerProductRelaxation,  # 24
-}
+RELAXATIONS: Registry[type[nn.Module]] = Registry(
+    "relaxation",
+    {
+        "scheduled_tanh": ScheduledTanh,  # 23
+        "inner_product": InnerProductRelaxation,  # 24
+    },
+)
 
 __all__ = [
     "RELAXATIONS",

@@ -72,6 +72,73 @@ class Term(nn.Module):
         return kwargs
 
 
+class PairwiseTerm(Term):
+    """Base class of the terms summed over pairs of items (see :mod:`hashbench.losses`).
+
+    It owns the steps every pairwise term shares: :func:`check_reduction` of ``reduction``, the
+    second set, similarity matrix and pair mask (:func:`resolve_pairs`: the ordered pairs
+    ``i != j`` of the batch, or all ``n x m`` pairs against ``h_other``), and the reduction of the
+    per-pair values over the mask (:func:`reduce_pairs`). A subclass implements
+    :meth:`pair_values`, the ``(n, m)`` values of its formula, and overrides :meth:`reduce` when its
+    result is not the sum or mean over the pairs (a divergence, a triplet loss, ...).
+
+    The default inputs are those of a label-driven term: ``h``, ``labels`` and optionally an
+    explicit ``sim`` and a second set. A term fed by other inputs (features, dataset indices)
+    declares them and writes its own ``forward``, which builds ``(h_b, sim, mask)`` and returns
+    :meth:`pair_loss`.
+
+    Class attributes:
+        graded: the similarity is the shared-label count (:func:`shared_label_counts`) instead of
+            the 0/1 :func:`pairwise_similarity`.
+        nonnegative_sim: an explicit ``sim`` must be non-negative.
+
+    Args:
+        reduction: ``"mean"`` or ``"sum"`` over pairs (used by the default :meth:`reduce`).
+    """
+
+    inputs: ClassVar[tuple[str, ...]] = ("h", "labels")
+    optional_inputs: ClassVar[tuple[str, ...]] = ("sim", "h_other", "labels_other")
+    graded: ClassVar[bool] = False
+    nonnegative_sim: ClassVar[bool] = False
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+
+    def forward(
+        self,
+        h: Tensor,
+        labels: Tensor | None,
+        sim: Tensor | None = None,
+        h_other: Tensor | None = None,
+        labels_other: Tensor | None = None,
+    ) -> Tensor:
+        h_b, s, mask = resolve_pairs(h, h_other, labels, labels_other, sim, graded=self.graded)
+        assert s is not None  # resolve_pairs needs labels or sim here
+        if self.nonnegative_sim and sim is not None and (sim < 0).any():
+            raise ValueError(f"{type(self).__name__} needs a non-negative (graded) `sim`")
+        return self.pair_loss(h, h_b, s, mask)
+
+    def pair_loss(self, h: Tensor, h_b: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
+        """The term's value: :meth:`reduce` of :meth:`pair_values`."""
+        return self.reduce(self.pair_values(h, h_b, sim, mask), sim, mask)
+
+    def pair_values(self, h: Tensor, h_b: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
+        """Per-pair values ``(n, m)`` of the formula (entries outside ``mask`` are ignored).
+
+        Args:
+            h: ``(n, q)`` codes of the batch.
+            h_b: ``(m, q)`` codes of the second set (``h`` itself within a batch).
+            sim: ``(n, m)`` similarity (or affinity), in ``h``'s dtype.
+            mask: boolean ``(n, m)`` mask of the pairs the term sums over.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement pair_values")
+
+    def reduce(self, values: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
+        """The scalar from the per-pair values: their sum or mean over ``mask`` by default."""
+        return reduce_pairs(values, mask, self.reduction)
+
+
 # --------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------

@@ -19,14 +19,13 @@ import torch
 from torch import Tensor
 
 from hashbench.losses.base import (
+    PairwiseTerm,
     Reduction,
     Term,
     check_codes,
     check_positive,
     check_reduction,
     reduce_items,
-    reduce_pairs,
-    resolve_pairs,
 )
 
 
@@ -47,6 +46,11 @@ def cauchy_distance(h_a: Tensor, h_b: Tensor, eps: float = 0.0) -> Tensor:
     return 0.5 * h_a.shape[1] * (1.0 - cosine_matrix(h_a, h_b)).clamp_min(0.0) + eps
 
 
+def _cosine_to_ones(a: Tensor) -> Tensor:
+    """``cos(a_i, 1)`` per row of ``a`` ``(n, K)``, ``1`` the all-ones vector."""
+    return a.sum(1) / torch.sqrt((a.pow(2).sum(1) * a.shape[1]).clamp_min(1e-24))
+
+
 def class_balance_weights(sim: Tensor, mask: Tensor) -> Tensor:
     """``w_ij = |S| / |S_1|`` for similar and ``|S| / |S_0|`` for dissimilar pairs (eq. 4).
 
@@ -64,7 +68,7 @@ def class_balance_weights(sim: Tensor, mask: Tensor) -> Tensor:
     return torch.where(pos, w_pos, torch.where(neg, w_neg, torch.zeros_like(sim)))
 
 
-class CauchyCrossEntropyLoss(Term):
+class CauchyCrossEntropyLoss(PairwiseTerm):
     """Weighted Cauchy cross-entropy, DCH (Cao et al., CVPR 2018) / seed 003 eqs. (1), (4), (15).
 
     With ``d_ij = K/2 (1 - cos(h_i, h_j)) + eps`` and ``sigma(d) = gamma / (gamma + d)``:
@@ -90,8 +94,6 @@ class CauchyCrossEntropyLoss(Term):
         reduction: ``"mean"`` or ``"sum"`` over pairs.
     """
 
-    inputs = ("h", "labels")
-    optional_inputs = ("sim", "h_other", "labels_other")
     equation = "DCH"
 
     def __init__(
@@ -101,26 +103,17 @@ class CauchyCrossEntropyLoss(Term):
         balance: bool = True,
         reduction: Reduction = "mean",
     ) -> None:
-        super().__init__()
-        self.gamma = check_positive(gamma, "gamma")
-        self.eps = check_positive(eps, "eps", allow_zero=True)
+        gamma = check_positive(gamma, "gamma")
+        eps = check_positive(eps, "eps", allow_zero=True)
+        super().__init__(reduction)
+        self.gamma = gamma
+        self.eps = eps
         self.balance = bool(balance)
-        self.reduction = check_reduction(reduction)
 
-    def forward(
-        self,
-        h: Tensor,
-        labels: Tensor | None,
-        sim: Tensor | None = None,
-        h_other: Tensor | None = None,
-        labels_other: Tensor | None = None,
-    ) -> Tensor:
-        h_b, s, mask = resolve_pairs(h, h_other, labels, labels_other, sim)
+    def pair_values(self, h: Tensor, h_b: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
         d = cauchy_distance(h, h_b, self.eps)
-        values = s * torch.log1p(d / self.gamma) + (1.0 - s) * torch.log1p(self.gamma / d)
-        if self.balance:
-            values = values * class_balance_weights(s, mask)
-        return reduce_pairs(values, mask, self.reduction)
+        values = sim * torch.log1p(d / self.gamma) + (1.0 - sim) * torch.log1p(self.gamma / d)
+        return values * class_balance_weights(sim, mask) if self.balance else values
 
 
 class CauchyQuantizationLoss(Term):
@@ -148,13 +141,12 @@ class CauchyQuantizationLoss(Term):
 
     def forward(self, h: Tensor) -> Tensor:
         check_codes(h)
-        a = h.abs()
-        cos = a.sum(1) / torch.sqrt((a.pow(2).sum(1) * h.shape[1]).clamp_min(1e-24))
+        cos = _cosine_to_ones(h.abs())
         d = 0.5 * h.shape[1] * (1.0 - cos).clamp_min(0.0)
         return reduce_items(torch.log1p(d / self.gamma), self.reduction)
 
 
-class CosineCrossEntropyLoss(Term):
+class CosineCrossEntropyLoss(PairwiseTerm):
     """HashGAN's weighted cosine cross-entropy (Cao, Liu, Long, Wang, CVPR 2018, eq. 6).
 
     The adaptive sigmoid of the cosine, ``P(s_ij = 1) = sigma(alpha cos(h_i, h_j))``, gives
@@ -174,32 +166,20 @@ class CosineCrossEntropyLoss(Term):
         reduction: ``"mean"`` or ``"sum"`` over pairs.
     """
 
-    inputs = ("h", "labels")
-    optional_inputs = ("sim", "h_other", "labels_other")
     equation = "HashGAN"
 
     def __init__(
         self, alpha: float = 10.0, balance: bool = True, reduction: Reduction = "mean"
     ) -> None:
-        super().__init__()
-        self.alpha = check_positive(alpha, "alpha")
+        alpha = check_positive(alpha, "alpha")
+        super().__init__(reduction)
+        self.alpha = alpha
         self.balance = bool(balance)
-        self.reduction = check_reduction(reduction)
 
-    def forward(
-        self,
-        h: Tensor,
-        labels: Tensor | None,
-        sim: Tensor | None = None,
-        h_other: Tensor | None = None,
-        labels_other: Tensor | None = None,
-    ) -> Tensor:
-        h_b, s, mask = resolve_pairs(h, h_other, labels, labels_other, sim)
+    def pair_values(self, h: Tensor, h_b: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
         x = self.alpha * cosine_matrix(h, h_b)
-        values = torch.nn.functional.softplus(x) - s * x
-        if self.balance:
-            values = values * class_balance_weights(s, mask)
-        return reduce_pairs(values, mask, self.reduction)
+        values = torch.nn.functional.softplus(x) - sim * x
+        return values * class_balance_weights(sim, mask) if self.balance else values
 
 
 class CosineQuantizationLoss(Term):
@@ -224,6 +204,5 @@ class CosineQuantizationLoss(Term):
 
     def forward(self, h: Tensor) -> Tensor:
         check_codes(h)
-        a = h.abs()
-        cos = a.sum(1) / torch.sqrt((a.pow(2).sum(1) * h.shape[1]).clamp_min(1e-24))
+        cos = _cosine_to_ones(h.abs())
         return reduce_items((1.0 - cos).clamp_min(0.0), self.reduction)

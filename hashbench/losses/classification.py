@@ -17,6 +17,7 @@ from hashbench.losses.base import (
     check_positive,
     check_reduction,
     reduce_items,
+    reduce_pairs,
 )
 
 
@@ -158,10 +159,7 @@ class HingeSoftmaxLoss(Term):
         neg_max = p.masked_fill(pos, -1.0).max(1, keepdim=True).values  # -1: no negative label
         active = pos & (p < neg_max + self.margin) & (neg_max >= 0)
         values = torch.where(active, -log_p, torch.zeros_like(log_p))
-        total = values.sum()
-        if self.reduction == "sum":
-            return total
-        return total / pos.sum().clamp_min(1)
+        return reduce_pairs(values, pos, self.reduction)  # over the (item, positive label) pairs
 
 
 __all__ = ["HingeSoftmaxLoss", "LinearClassificationLoss", "MultiLabelBCELoss", "SoftmaxLoss"]

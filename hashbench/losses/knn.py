@@ -25,12 +25,10 @@ import torch
 from torch import Tensor
 
 from hashbench.losses.base import (
+    PairwiseTerm,
     Reduction,
-    Term,
     check_codes,
-    check_reduction,
     pair_mask,
-    reduce_pairs,
 )
 
 
@@ -211,7 +209,7 @@ def neighbourhood_matrix(
     return torch.where(found, one, -one)
 
 
-class KNNGraphLoss(Term):
+class KNNGraphLoss(PairwiseTerm):
     """KNN-graph similarity preservation (survey section 4.3.1-2; seed 000 eq. 9).
 
     ``L_N = 1/2 sum_{i,j in batch} ((1/q) h_i^T h_j - M_ij)^2`` with ``M`` the +-1 KNN
@@ -240,12 +238,12 @@ class KNNGraphLoss(Term):
     equation = "KNN"
 
     def __init__(self, k1: int = 20, k2: int = 5, reduction: Reduction = "mean") -> None:
-        super().__init__()
         if k1 < 1 or k2 < 0:
             raise ValueError(f"need k1 >= 1 and k2 >= 0, got k1={k1}, k2={k2}")
-        self.k1 = int(k1)
-        self.k2 = int(k2)
-        self.reduction = check_reduction(reduction)
+        k1, k2 = int(k1), int(k2)
+        super().__init__(reduction)
+        self.k1 = k1
+        self.k2 = k2
         self.neighbourhood: KNNNeighbourhood | None = None
 
     def build(self, features: np.ndarray | Tensor) -> KNNGraphLoss:
@@ -287,10 +285,11 @@ class KNNGraphLoss(Term):
         m = neighbourhood_matrix(
             self.neighbourhood, index.to(h.device), index_b.to(h.device), h.dtype
         )
-        values = 0.5 * ((h @ h_b.T) / h.shape[1] - m).pow(2)
-        return reduce_pairs(
-            values, pair_mask(h.shape[0], h_b.shape[0], same, h.device), self.reduction
-        )
+        return self.pair_loss(h, h_b, m, pair_mask(h.shape[0], h_b.shape[0], same, h.device))
+
+    def pair_values(self, h: Tensor, h_b: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
+        """``1/2 ((1/q) h_i^T h_j - M_ij)^2`` with ``sim`` the +-1 neighbourhood ``M``."""
+        return 0.5 * ((h @ h_b.T) / h.shape[1] - sim).pow(2)
 
 
 __all__ = [

@@ -19,11 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hashbench.losses.base import (
+    PairwiseTerm,
     Reduction,
-    Term,
-    check_codes,
     check_positive,
-    check_reduction,
     check_rows,
     reduce_pairs,
     relaxed_hamming,
@@ -32,7 +30,7 @@ from hashbench.losses.base import (
 )
 
 
-class LaplacianLoss(Term):
+class LaplacianLoss(PairwiseTerm):
     """Laplacian similarity preservation, survey eq. (13).
 
     ``L = tr(A L A^T) = 1/2 sum_{i,j} r_ij ||h_i - h_j||^2`` with the graph Laplacian
@@ -60,9 +58,9 @@ class LaplacianLoss(Term):
     equation = "13"
 
     def __init__(self, sigma: float = 1.0, reduction: Reduction = "mean") -> None:
-        super().__init__()
-        self.sigma = check_positive(sigma, "sigma")
-        self.reduction = check_reduction(reduction)
+        sigma = check_positive(sigma, "sigma")
+        super().__init__(reduction)
+        self.sigma = sigma
 
     def forward(
         self,
@@ -74,23 +72,36 @@ class LaplacianLoss(Term):
     ) -> Tensor:
         h_b, r, mask = resolve_pairs(h, h_other, sim=sim, need_sim=False)
         if r is None:
-            if features is None:
-                raise ValueError("LaplacianLoss needs `features` (n, d) or an explicit `sim`")
-            xa = check_rows(features.reshape(features.shape[0], -1), h.shape[0], "features")
-            if h_other is None:
-                xb = xa
-            elif features_other is None:
-                raise ValueError("with `h_other`, pass `features_other` (or an explicit `sim`)")
-            else:
-                xb = features_other.reshape(features_other.shape[0], -1)
-                check_rows(xb, h_b.shape[0], "features_other")
-            d2 = squared_euclidean(xa.detach().to(h.dtype), xb.detach().to(h.dtype))
-            r = torch.exp(-d2 / (2.0 * self.sigma**2))
-        values = 0.5 * r * squared_euclidean(h, h_b)
-        return reduce_pairs(values, mask, self.reduction)
+            r = self._heat_kernel(h, h_b, features, h_other, features_other)
+        return self.pair_loss(h, h_b, r, mask)
+
+    def _heat_kernel(
+        self,
+        h: Tensor,
+        h_b: Tensor,
+        features: Tensor | None,
+        h_other: Tensor | None,
+        features_other: Tensor | None,
+    ) -> Tensor:
+        """``r_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))`` on the detached features."""
+        if features is None:
+            raise ValueError("LaplacianLoss needs `features` (n, d) or an explicit `sim`")
+        xa = check_rows(features.reshape(features.shape[0], -1), h.shape[0], "features")
+        if h_other is None:
+            xb = xa
+        elif features_other is None:
+            raise ValueError("with `h_other`, pass `features_other` (or an explicit `sim`)")
+        else:
+            xb = features_other.reshape(features_other.shape[0], -1)
+            check_rows(xb, h_b.shape[0], "features_other")
+        d2 = squared_euclidean(xa.detach().to(h.dtype), xb.detach().to(h.dtype))
+        return torch.exp(-d2 / (2.0 * self.sigma**2))
+
+    def pair_values(self, h: Tensor, h_b: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
+        return 0.5 * sim * squared_euclidean(h, h_b)
 
 
-class PairwiseMSELoss(Term):
+class PairwiseMSELoss(PairwiseTerm):
     """Pairwise inner-product regression, survey eq. (14).
 
     ``L = ||q S - B^T B||_F^2``, per pair ``(q s_ij - h_i^T h_j)^2`` (Zhang, Li, Jiang et al.,
@@ -110,31 +121,19 @@ class PairwiseMSELoss(Term):
         reduction: ``"mean"`` or ``"sum"`` over pairs.
     """
 
-    inputs = ("h", "labels")
-    optional_inputs = ("sim", "h_other", "labels_other")
     equation = "14"
 
     def __init__(self, dissimilar_target: float = 0.0, reduction: Reduction = "mean") -> None:
-        super().__init__()
-        self.dissimilar_target = float(dissimilar_target)
-        self.reduction = check_reduction(reduction)
+        dissimilar_target = float(dissimilar_target)
+        super().__init__(reduction)
+        self.dissimilar_target = dissimilar_target
 
-    def forward(
-        self,
-        h: Tensor,
-        labels: Tensor | None,
-        sim: Tensor | None = None,
-        h_other: Tensor | None = None,
-        labels_other: Tensor | None = None,
-    ) -> Tensor:
-        h_b, s, mask = resolve_pairs(h, h_other, labels, labels_other, sim)
-        q = h.shape[1]
-        target = q * (s + (1.0 - s) * self.dissimilar_target)
-        values = (target - h @ h_b.T).pow(2)
-        return reduce_pairs(values, mask, self.reduction)
+    def pair_values(self, h: Tensor, h_b: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
+        target = h.shape[1] * (sim + (1.0 - sim) * self.dissimilar_target)
+        return (target - h @ h_b.T).pow(2)
 
 
-class PairwiseLikelihoodLoss(Term):
+class PairwiseLikelihoodLoss(PairwiseTerm):
     """Pairwise negative log-likelihood (cross-entropy), survey eq. (15), as in DPSH.
 
     ``Omega_ij = 1/2 h_i^T h_j`` (relaxed by eq. 24), ``p(s_ij | h) = sigma(Omega_ij)`` for similar
@@ -153,30 +152,19 @@ class PairwiseLikelihoodLoss(Term):
         reduction: ``"mean"`` or ``"sum"`` over pairs.
     """
 
-    inputs = ("h", "labels")
-    optional_inputs = ("sim", "h_other", "labels_other")
     equation = "15"
 
     def __init__(self, scale: float = 0.5, reduction: Reduction = "mean") -> None:
-        super().__init__()
-        self.scale = check_positive(scale, "scale")
-        self.reduction = check_reduction(reduction)
+        scale = check_positive(scale, "scale")
+        super().__init__(reduction)
+        self.scale = scale
 
-    def forward(
-        self,
-        h: Tensor,
-        labels: Tensor | None,
-        sim: Tensor | None = None,
-        h_other: Tensor | None = None,
-        labels_other: Tensor | None = None,
-    ) -> Tensor:
-        h_b, s, mask = resolve_pairs(h, h_other, labels, labels_other, sim)
+    def pair_values(self, h: Tensor, h_b: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
         omega = self.scale * (h @ h_b.T)
-        values = F.softplus(omega) - s * omega
-        return reduce_pairs(values, mask, self.reduction)
+        return F.softplus(omega) - sim * omega
 
 
-class ClassSeparationLoss(Term):
+class ClassSeparationLoss(PairwiseTerm):
     """Within- minus between-class scatter of pair differences, survey eq. (16).
 
     ``Sigma_W = (1/N_S) sum_{(i,j) in S} ||h_i - h_j||^2`` over similar pairs and
@@ -199,26 +187,19 @@ class ClassSeparationLoss(Term):
         between_weight: weight of the between-class scatter.
     """
 
-    inputs = ("h", "labels")
-    optional_inputs = ("sim", "h_other", "labels_other")
     equation = "16"
 
     def __init__(self, between_weight: float = 1.0) -> None:
         super().__init__()
         self.between_weight = check_positive(between_weight, "between_weight", allow_zero=True)
 
-    def forward(
-        self,
-        h: Tensor,
-        labels: Tensor | None,
-        sim: Tensor | None = None,
-        h_other: Tensor | None = None,
-        labels_other: Tensor | None = None,
-    ) -> Tensor:
-        h_b, s, mask = resolve_pairs(h, h_other, labels, labels_other, sim)
-        d = squared_euclidean(h, h_b).masked_fill(~mask, 0.0)
-        w_sim = s.masked_fill(~mask, 0.0)
-        w_dis = (1.0 - s).masked_fill(~mask, 0.0)
+    def pair_values(self, h: Tensor, h_b: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
+        return squared_euclidean(h, h_b)
+
+    def reduce(self, values: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
+        d = values.masked_fill(~mask, 0.0)
+        w_sim = sim.masked_fill(~mask, 0.0)
+        w_dis = (1.0 - sim).masked_fill(~mask, 0.0)
         within = _weighted_mean(d, w_sim)
         between = _weighted_mean(d, w_dis)
         return within - self.between_weight * between
@@ -239,7 +220,7 @@ def _safe_sqrt(x: Tensor) -> Tensor:
     )
 
 
-class ContrastiveLoss(Term):
+class ContrastiveLoss(PairwiseTerm):
     """Contrastive margin loss, survey eq. (17), in DSH's form by default.
 
     ``L_ij = 1/2 s_ij d_ij + 1/2 (1 - s_ij) max(m - d_ij, 0)`` (Liu, Wang, Shan, Chen, "Deep
@@ -268,8 +249,6 @@ class ContrastiveLoss(Term):
         reduction: ``"mean"`` or ``"sum"`` over pairs.
     """
 
-    inputs = ("h", "labels")
-    optional_inputs = ("sim", "h_other", "labels_other")
     equation = "17"
 
     def __init__(
@@ -278,16 +257,16 @@ class ContrastiveLoss(Term):
         distance: Literal["sq_euclidean", "l1", "euclidean"] = "sq_euclidean",
         reduction: Reduction = "mean",
     ) -> None:
-        super().__init__()
         if distance not in ("sq_euclidean", "l1", "euclidean"):
             raise ValueError(
                 f"distance must be 'sq_euclidean', 'l1' or 'euclidean', got {distance!r}"
             )
         if margin is not None:
             check_positive(margin, "margin", allow_zero=True)
-        self.margin = None if margin is None else float(margin)
+        margin = None if margin is None else float(margin)
+        super().__init__(reduction)
+        self.margin = margin
         self.distance = distance
-        self.reduction = check_reduction(reduction)
 
     def margin_for(self, bits: int) -> float:
         """The margin used for codes of ``bits`` bits."""
@@ -297,15 +276,7 @@ class ContrastiveLoss(Term):
             self.distance
         ]
 
-    def forward(
-        self,
-        h: Tensor,
-        labels: Tensor | None,
-        sim: Tensor | None = None,
-        h_other: Tensor | None = None,
-        labels_other: Tensor | None = None,
-    ) -> Tensor:
-        h_b, s, mask = resolve_pairs(h, h_other, labels, labels_other, sim)
+    def pair_values(self, h: Tensor, h_b: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
         if self.distance == "l1":
             d = (h[:, None, :] - h_b[None, :, :]).abs().sum(-1)
         else:
@@ -313,11 +284,10 @@ class ContrastiveLoss(Term):
             if self.distance == "euclidean":
                 d = _safe_sqrt(d)
         m = self.margin_for(h.shape[1])
-        values = 0.5 * s * d + 0.5 * (1.0 - s) * (m - d).clamp_min(0.0)
-        return reduce_pairs(values, mask, self.reduction)
+        return 0.5 * sim * d + 0.5 * (1.0 - sim) * (m - d).clamp_min(0.0)
 
 
-class KLSimilarityLoss(Term):
+class KLSimilarityLoss(PairwiseTerm):
     """KL divergence between semantic and Hamming-space pair distributions, survey eq. (18).
 
     ``p_ij = G_ij / sum_{k != m} G_km`` with ``G_ij`` the number of labels items ``i`` and ``j``
@@ -339,31 +309,26 @@ class KLSimilarityLoss(Term):
         temperature: ``v_ij`` proportional to ``exp(-d_H / temperature)``.
     """
 
-    inputs = ("h", "labels")
-    optional_inputs = ("sim", "h_other", "labels_other")
     equation = "18"
+    graded = True
+    nonnegative_sim = True
 
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
         self.temperature = check_positive(temperature, "temperature")
 
-    def forward(
-        self,
-        h: Tensor,
-        labels: Tensor | None,
-        sim: Tensor | None = None,
-        h_other: Tensor | None = None,
-        labels_other: Tensor | None = None,
-    ) -> Tensor:
-        h_b, g, mask = resolve_pairs(h, h_other, labels, labels_other, sim, graded=True)
-        if sim is not None and (sim < 0).any():
-            raise ValueError("KLSimilarityLoss needs a non-negative (graded) `sim`")
-        g = g.masked_fill(~mask, 0.0)
-        p = g / g.sum().clamp_min(torch.finfo(h.dtype).tiny)  # all zero: P = 0, loss 0
+    def pair_values(self, h: Tensor, h_b: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
+        """The logits ``-d_H(h_i, h_j) / temperature`` of ``V``."""
+        return -relaxed_hamming(h, h_b) / self.temperature
+
+    def reduce(self, values: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
+        """``KL(P || V)`` with ``P`` the normalised ``sim`` and ``V`` the softmax of ``values``."""
+        g = sim.masked_fill(~mask, 0.0)
+        p = g / g.sum().clamp_min(torch.finfo(values.dtype).tiny)  # all zero: P = 0, loss 0
         # excluded pairs get the most negative finite logit (v = 0 when any pair is left; -inf
         # would give NaN gradients for a batch without pairs)
-        lowest = torch.finfo(h.dtype).min
-        logits = (-relaxed_hamming(h, h_b) / self.temperature).masked_fill(~mask, lowest)
+        lowest = torch.finfo(values.dtype).min
+        logits = values.masked_fill(~mask, lowest)
         log_v = logits - torch.logsumexp(logits.reshape(-1), 0)
         pos = p > 0
         log_p = torch.log(torch.where(pos, p, torch.ones_like(p)))
@@ -372,27 +337,7 @@ class KLSimilarityLoss(Term):
         ).sum()
 
 
-def _ranking_terms(
-    h: Tensor,
-    labels: Tensor | None,
-    sim: Tensor | None,
-    h_other: Tensor | None,
-    labels_other: Tensor | None,
-    margin: float,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Hinges ``[d(q,i) - d(q,j) + M]_+``, levels ``(r_qi, r_qj)`` and the triplet mask, shapes
-    ``(n, m, m)``: query ``q`` from the batch, ``i``, ``j`` from the list (the batch minus ``q``, or
-    ``h_other``)."""
-    h_b, r, mask = resolve_pairs(h, h_other, labels, labels_other, sim, graded=True)
-    d = relaxed_hamming(h, h_b)  # (n, m)
-    hinge = (d[:, :, None] - d[:, None, :] + margin).clamp_min(0.0)
-    r_i = r[:, :, None]
-    r_j = r[:, None, :]
-    valid = (r_j < r_i) & mask[:, :, None] & mask[:, None, :]
-    return hinge, (r_i, r_j), valid
-
-
-class RankingTripletLoss(Term):
+class RankingTripletLoss(PairwiseTerm):
     """Semantic ranking triplet loss, survey eq. (19).
 
     For a query ``q`` and a list ``{x_i}`` ranked by similarity level ``r_i`` (number of labels
@@ -412,33 +357,30 @@ class RankingTripletLoss(Term):
         reduction: ``"mean"`` or ``"sum"`` over triplets.
     """
 
-    inputs = ("h", "labels")
-    optional_inputs = ("sim", "h_other", "labels_other")
     equation = "19"
+    graded = True
 
     def __init__(self, margin: float = 1.0, reduction: Reduction = "mean") -> None:
-        super().__init__()
-        self.margin = check_positive(margin, "margin", allow_zero=True)
-        self.reduction = check_reduction(reduction)
+        margin = check_positive(margin, "margin", allow_zero=True)
+        super().__init__(reduction)
+        self.margin = margin
 
     def _weights(self, r_i: Tensor, r_j: Tensor) -> Tensor | None:
         return None
 
-    def forward(
-        self,
-        h: Tensor,
-        labels: Tensor | None,
-        sim: Tensor | None = None,
-        h_other: Tensor | None = None,
-        labels_other: Tensor | None = None,
-    ) -> Tensor:
-        check_codes(h)
-        hinge, (r_i, r_j), valid = _ranking_terms(
-            h, labels, sim, h_other, labels_other, self.margin
-        )
+    def pair_values(self, h: Tensor, h_b: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
+        """The relaxed Hamming distances ``d(q, i)`` ``(n, m)``."""
+        return relaxed_hamming(h, h_b)
+
+    def reduce(self, values: Tensor, sim: Tensor, mask: Tensor) -> Tensor:
+        """Hinges ``[d(q,i) - d(q,j) + M]_+`` over the valid triplets, shapes ``(n, m, m)``: query
+        ``q`` from the batch, ``i``, ``j`` from the list (the batch minus ``q``, or ``h_other``)."""
+        hinge = (values[:, :, None] - values[:, None, :] + self.margin).clamp_min(0.0)
+        r_i = sim[:, :, None]
+        r_j = sim[:, None, :]
+        valid = (r_j < r_i) & mask[:, :, None] & mask[:, None, :]
         w = self._weights(r_i, r_j)
-        values = hinge if w is None else w * hinge
-        return reduce_pairs(values, valid, self.reduction)
+        return reduce_pairs(hinge if w is None else w * hinge, valid, self.reduction)
 
 
 class OrderSensitiveRankingLoss(RankingTripletLoss):

@@ -1,42 +1,49 @@
 """Deep hashing methods and their registry.
 
-``METHODS`` maps a method's key to its class path; every key has ``configs/methods/<key>.yaml``.
-Tests iterate over this registry, so a new method is checked the day it is added.
+:data:`METHODS` (a :class:`~hashbench.registry.Registry`) maps a method's key to its class,
+registered by class path and imported on first use (``METHODS.path(key)`` is that path, the
+``class_path`` of ``configs/methods/<key>.yaml``). Tests iterate over this registry, so a new
+method is checked the day it is added.
 """
 
 from __future__ import annotations
 
-import importlib
+from typing import TYPE_CHECKING
 
-METHODS: dict[str, str] = {
-    "dsh": "hashbench.methods.dsh.DSH",
-    "dhih": "hashbench.methods.dhih.DHIH",
-    "pcaegan": "hashbench.methods.pcaegan.PCAEGAN",
-    "pcwgan": "hashbench.methods.pcaegan.PCWGAN",
-    "dch": "hashbench.methods.pcaegan.DCH",
-    **{k: "hashbench.methods.composite.Composite" for k in ("composite", "dpsh", "dhn")},
-    **{k: "hashbench.methods.knngan.KNNGAN" for k in ("knngan", "knngan_nogan")},
-    "drsch": "hashbench.methods.drsch.DRSCH",
-    **{k: "hashbench.methods.wsdh.WSDH" for k in ("wsdh", "wsdrsch")},
-}
+from hashbench.registry import Registry
+
+if TYPE_CHECKING:
+    from hashbench.methods.base import HashingMethod
+
+METHODS: Registry[type[HashingMethod]] = Registry(
+    "method",
+    {
+        "dsh": "hashbench.methods.dsh.DSH",
+        "dhih": "hashbench.methods.dhih.DHIH",
+        "pcaegan": "hashbench.methods.pcaegan.PCAEGAN",
+        "pcwgan": "hashbench.methods.pcaegan.PCWGAN",
+        "dch": "hashbench.methods.pcaegan.DCH",
+        **{k: "hashbench.methods.composite.Composite" for k in ("composite", "dpsh", "dhn")},
+        **{k: "hashbench.methods.knngan.KNNGAN" for k in ("knngan", "knngan_nogan")},
+        "drsch": "hashbench.methods.drsch.DRSCH",
+        **{k: "hashbench.methods.wsdh.WSDH" for k in ("wsdh", "wsdrsch")},
+    },
+)
 
 
-def method_class(key: str) -> type:
-    """The class registered under ``key`` (imported on demand)."""
-    try:
-        path = METHODS[key]
-    except KeyError:
-        raise ValueError(
-            f"unknown method {key!r}; registered: {', '.join(sorted(METHODS))}"
-        ) from None
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+def method_class(key: str) -> type[HashingMethod]:
+    """The class registered under ``key`` (imported on demand).
+
+    Raises:
+        UnknownNameError: ``key`` is not registered (a ``ValueError`` listing the keys).
+    """
+    return METHODS.get(key)
 
 
 def import_all() -> None:
     """Import every registered method (so the CLI can resolve short class names)."""
     for key in METHODS:
-        method_class(key)
+        METHODS.get(key)
 
 
 def load_method(ckpt_path: str, map_location: str = "cpu"):
@@ -58,11 +65,11 @@ def load_method(ckpt_path: str, map_location: str = "cpu"):
         "hyper_parameters", {}
     )
     class_path = hparams.get("_class_path")
-    by_path = {path: key for key, path in METHODS.items()}
+    by_path = {path: key for key in METHODS if (path := METHODS.path(key))}
     if class_path not in by_path:
         raise ValueError(
             f"checkpoint {ckpt_path} holds {class_path or 'no method class'}, not a registered "
-            f"method ({', '.join(sorted(set(METHODS.values())))})"
+            f"method ({', '.join(sorted(by_path))})"
         )
-    cls = method_class(by_path[class_path])
+    cls = METHODS.get(by_path[class_path])
     return cls.load_from_checkpoint(ckpt_path, map_location=map_location).eval()

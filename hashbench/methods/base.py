@@ -27,8 +27,17 @@ import torch
 
 from hashbench.models.heads import Activation, HashHead
 from hashbench.retrieval.codes import check_bits
+from hashbench.retrieval.evaluation import (
+    DEFAULT_TIES,
+    TEST_METRICS,
+    VAL_METRICS,
+    VAL_MONITOR,
+    TieRule,
+    map_key,
+    metric_groups,
+)
 
-TEST_METRICS = ("mAP", "P@N", "hamming_radius", "pr_curve", "ndcg", "auc")
+__all__ = ["TEST_METRICS", "HashingMethod", "NonFiniteLossError", "Optim", "PairwiseHashingMethod"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ class HashingMethod(L.LightningModule):
         backbone: str = "small_cnn",
         pretrained: bool | str = False,
         optim: Optim = Optim(),
-        ties: Literal["index", "expected"] = "index",
+        ties: TieRule = DEFAULT_TIES,
     ) -> None:
         super().__init__()
         check_bits(bits)
@@ -96,6 +105,8 @@ class HashingMethod(L.LightningModule):
         self.backbone.to(memory_format=torch.channels_last)
         self.hash_head = HashHead(self.feature_dim, bits, self.activation)
         self.test_results: dict[str, Any] = {}
+        #: packed codes the last test pass computed, in loader order: ``{"query": ..., "database": ...}``
+        self.test_codes: dict[str, np.ndarray] = {}
         self._metrics: dict[str, Any] = {}
 
     # -- forward / encode ---------------------------------------------------------------------------
@@ -173,7 +184,7 @@ class HashingMethod(L.LightningModule):
 
         return [
             ModelCheckpoint(
-                monitor="val/mAP",
+                monitor=VAL_MONITOR,
                 mode="max",
                 save_last=True,
                 filename="epoch{epoch:03d}-valmAP{val/mAP:.4f}",
@@ -192,17 +203,14 @@ class HashingMethod(L.LightningModule):
         dm = self._datamodule()
         metric = HashRetrievalMetric(
             k=getattr(dm, "metric_k", None),
-            metrics=("mAP",) if stage == "val" else self._test_metric_groups(dm),
+            metrics=VAL_METRICS
+            if stage == "val"
+            else metric_groups(bool(getattr(dm, "multi_label", False))),
             ties=self.ties,
             seed=getattr(dm, "seed", 0),
         ).to(self.device)
         self._metrics[stage] = metric
         return metric
-
-    @staticmethod
-    def _test_metric_groups(dm) -> tuple[str, ...]:
-        multi = bool(getattr(dm, "multi_label", False))
-        return tuple(m for m in TEST_METRICS if m != "ndcg" or multi)
 
     def _eval_step(self, stage: str, batch: dict, dataloader_idx: int) -> None:
         role = "query" if dataloader_idx == 0 else "database"
@@ -219,7 +227,7 @@ class HashingMethod(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         metric = self._metrics.pop("val")
         result = metric.compute()
-        self.log("val/mAP", float(result[_map_key(result)]), prog_bar=True, sync_dist=False)
+        self.log(VAL_MONITOR, float(result[map_key(result)]), prog_bar=True, sync_dist=False)
 
     def on_test_epoch_start(self) -> None:
         self._metric("test")
@@ -229,6 +237,7 @@ class HashingMethod(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         metric = self._metrics.pop("test")
+        self.test_codes = {role: metric.codes(role) for role in ("query", "database")}
         full = metric.compute_full()
         self.test_results = full
         scalars = {f"test/{k}": float(v) for k, v in full.items() if np.ndim(v) == 0}
@@ -240,10 +249,6 @@ class HashingMethod(L.LightningModule):
             "index": batch["index"].cpu(),
             "dataloader_idx": dataloader_idx,
         }
-
-
-def _map_key(result: dict) -> str:
-    return next(k for k in result if k.startswith("mAP@") and "H<=" not in k)
 
 
 class PairwiseHashingMethod(HashingMethod):

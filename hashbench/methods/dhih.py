@@ -63,6 +63,7 @@ from torch import Tensor, nn
 
 from hashbench.losses import BitMeanLoss, MultiLabelBCELoss, QuantizationLoss, SoftmaxLoss
 from hashbench.methods.base import HashingMethod, Optim
+from hashbench.retrieval.evaluation import DEFAULT_TIES, TieRule
 
 MarginType = Literal["cosine", "angular"]
 _EPS = 1e-7
@@ -164,7 +165,7 @@ class DHIH(HashingMethod):
         quantization_weight: float = 0.05,
         balance_weight: float = 0.0,
         optim: Optim = Optim(),
-        ties: Literal["index", "expected"] = "index",
+        ties: TieRule = DEFAULT_TIES,
     ) -> None:
         if not scale > 0 or not math.isfinite(scale):
             raise ValueError(f"DHIH: scale must be a positive number, got {scale}")

@@ -27,14 +27,13 @@ METHODS.md) are not implemented: all bits weigh 1.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import Tensor
 
 from hashbench.losses import LaplacianLoss, RankingTripletLoss
 from hashbench.losses.base import pairwise_similarity
 from hashbench.methods.base import Optim, PairwiseHashingMethod
+from hashbench.retrieval.evaluation import DEFAULT_TIES, TieRule
 
 
 def drsch_loss(h: Tensor, sim: Tensor, margin: float, laplacian_weight: float) -> dict[str, Tensor]:
@@ -81,7 +80,7 @@ class DRSCH(PairwiseHashingMethod):
         margin: float | None = 2.0,
         laplacian_weight: float = 0.1,
         optim: Optim = Optim(),
-        ties: Literal["index", "expected"] = "index",
+        ties: TieRule = DEFAULT_TIES,
     ) -> None:
         super().__init__(bits, backbone, pretrained, optim, ties)
         self.margin = check_drsch_args(bits, margin, laplacian_weight)

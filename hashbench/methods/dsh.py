@@ -18,12 +18,11 @@ the per-image mean (default 0.01, the paper's value, which trains well in this n
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
 from hashbench.losses import ContrastiveLoss, L1ToBinaryLoss
 from hashbench.methods.base import Optim, PairwiseHashingMethod
+from hashbench.retrieval.evaluation import DEFAULT_TIES, TieRule
 
 
 class DSH(PairwiseHashingMethod):
@@ -49,7 +48,7 @@ class DSH(PairwiseHashingMethod):
         margin: float | None = None,
         alpha: float = 0.01,
         optim: Optim = Optim(),
-        ties: Literal["index", "expected"] = "index",
+        ties: TieRule = DEFAULT_TIES,
     ) -> None:
         super().__init__(bits, backbone, pretrained, optim, ties)
         self.contrastive = ContrastiveLoss(margin=margin)

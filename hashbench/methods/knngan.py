@@ -13,7 +13,10 @@ images), else ``-1``; Faiss k-NN, stored sparse (:mod:`hashbench.losses.knn`), l
 
 Generator ``G(b, z)`` (``z in {-1, +1}^d``, Bernoulli 0.5) -> reconstruction ``I^R``; critic
 ``f_phi``; Wasserstein objective (eqs. 14-15): the critic minimises ``E f(fake) - E f(real)``, the
-generator ``L_A = -E f(fake)``.
+generator ``L_A = -E f(fake)``. Networks: :class:`hashbench.models.gan.TransposedConvGenerator`,
+:class:`hashbench.models.gan.ConvCritic`; adversarial terms and gradient penalty:
+:mod:`hashbench.losses.adversarial`; ``L_MSE``, ``L_per``, ``L_H``: :mod:`hashbench.methods.knngan_terms`;
+reconstruction grids and secondary screening: :mod:`hashbench.methods.knngan_eval`.
 
 Loss (eq. 8): ``L = L_N + lambda1 (L_MSE + L_per + L_H) + lambda2 L_A`` with
 
@@ -29,7 +32,7 @@ and the GAN's parameters trained with RMSProp + Nesterov momentum (eqs. 5-7,
 Interpretation / Resolved (also in ``docs/methods/knngan.md``):
 
 - Features for ``M``: the paper uses VGG-19 FC7 features of the images. Here ``knn_features`` names
-  any :class:`~hashbench.data.features.FeatureCache` source: the shipped configs use
+  any :class:`~hashbench.models.features.FeatureCache` source: the shipped configs use
   ``efficientnet_lite0`` with ImageNet weights (closest to the paper; measured 0.05-0.14 mAP better
   than pixels), the constructor's default and ``make bench``'s CPU profile use ``pixels`` (free, the
   baselines' input). They are fixed, computed once on the ``train`` split in ``setup``; no labels.
@@ -58,183 +61,37 @@ Interpretation / Resolved (also in ``docs/methods/knngan.md``):
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from hashbench.losses.adversarial import (
+    gradient_penalty,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
+from hashbench.losses.base import binary_codes
 from hashbench.losses.knn import KNNGraphLoss, KNNNeighbourhood, knn_neighbourhood
 from hashbench.methods.base import HashingMethod, NonFiniteLossError, Optim
+from hashbench.methods.knngan_eval import ReconstructionGrids, SecondaryScreening
+from hashbench.methods.knngan_terms import (
+    PerceptualFeatures,
+    perceptual_loss,
+    pixel_mse,
+    quantization_loss,
+    straight_through,
+)
+from hashbench.models.gan import ConvCritic, TransposedConvGenerator
+from hashbench.retrieval.evaluation import DEFAULT_TIES, TieRule
 
 GanOptim = Literal["rmsprop_nesterov", "adam"]
 Lipschitz = Literal["gradient_penalty", "clip"]
 
 
-# -- pure loss functions ----------------------------------------------------------------------------
-def binary_codes(r: Tensor) -> Tensor:
-    """``b = +1`` where ``R >= 0``, else ``-1`` (bit ``1[R >= 0]``), no gradient."""
-    return torch.where(r >= 0, 1.0, -1.0).to(r.dtype).detach()
-
-
-def straight_through(r: Tensor) -> Tensor:
-    """``b`` in the forward pass, the identity's gradient to ``R`` in the backward pass."""
-    return r + (binary_codes(r) - r).detach()
-
-
-def quantization_loss(r: Tensor) -> Tensor:
-    """``L_H = 1/2 ||b - R||^2`` (eq. 12), summed over bits, averaged over the batch."""
-    return 0.5 * (binary_codes(r) - r).pow(2).sum(1).mean()
-
-
-def pixel_mse(real: Tensor, fake: Tensor) -> Tensor:
-    """``L_MSE = 1/(CWH) sum (I - I^R)^2`` (eq. 10), averaged over the batch."""
-    return (real - fake).pow(2).mean()
-
-
-def critic_loss(f_real: Tensor, f_fake: Tensor) -> Tensor:
-    """Critic's Wasserstein objective (eq. 15): ``E f(fake) - E f(real)`` (minimised)."""
-    return f_fake.mean() - f_real.mean()
-
-
-def generator_adversarial_loss(f_fake: Tensor) -> Tensor:
-    """``L_A = -E f(fake)`` (the generator's Wasserstein term)."""
-    return -f_fake.mean()
-
-
-def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, gen: torch.Generator | None):
-    """WGAN-GP penalty ``E (||grad f(x^)||_2 - 1)^2`` on ``x^ = u real + (1-u) fake``, ``u ~ U(0,1)``.
-
-    Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017 (the weight is applied
-    by the caller).
-    """
-    u = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype, generator=gen)
-    x = (u * real + (1 - u) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
-    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
-
-
-# -- networks -----------------------------------------------------------------------------------------
-class Generator(nn.Module):
-    """``G(b, z)``: code + binary noise -> image in ``[0, 1]`` (a small DCGAN generator).
-
-    ``Linear(q + d, 2w * h0 * w0) -> BN -> ReLU -> ConvT(2w, w, 4, 2, 1) -> BN -> ReLU ->
-    ConvT(w, C, 4, 2, 1) -> tanh``, ``h0 = ceil(H / 4)``, cropped to ``H x W``, mapped by
-    ``(y + 1) / 2`` to ``[0, 1]``.
-
-    Args:
-        code_dim: ``q``.
-        noise_dim: ``d``.
-        shape: ``(C, H, W)`` of the images.
-        width: ``w``, channels of the last hidden layer.
-    """
-
-    def __init__(self, code_dim: int, noise_dim: int, shape: tuple[int, int, int], width: int = 32):
-        super().__init__()
-        c, h, w = shape
-        self.shape = (c, h, w)
-        self.h0, self.w0 = math.ceil(h / 4), math.ceil(w / 4)
-        self.fc = nn.Sequential(
-            nn.Linear(code_dim + noise_dim, 2 * width * self.h0 * self.w0),
-            nn.BatchNorm1d(2 * width * self.h0 * self.w0),
-            nn.ReLU(inplace=True),
-        )
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1),
-            nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(width, c, 4, 2, 1),
-            nn.Tanh(),
-        )
-        self.width = width
-
-    def forward(self, b: Tensor, z: Tensor) -> Tensor:
-        x = self.fc(torch.cat([b, z], dim=1)).view(-1, 2 * self.width, self.h0, self.w0)
-        _, h, w = self.shape
-        return (self.net(x)[:, :, :h, :w] + 1) / 2
-
-
-class Critic(nn.Module):
-    """``f_phi(image)``: a small conv critic (no batch norm, so the gradient penalty is per image).
-
-    ``Conv(C, w, 4, 2, 1) -> LeakyReLU(0.2) -> Conv(w, 2w, 4, 2, 1) -> LeakyReLU(0.2) -> Linear -> 1``
-    on images in ``[0, 1]`` (mapped to ``[-1, 1]``).
-
-    Args:
-        shape: ``(C, H, W)``.
-        width: ``w``.
-    """
-
-    def __init__(self, shape: tuple[int, int, int], width: int = 32):
-        super().__init__()
-        c, h, w = shape
-        self.net = nn.Sequential(
-            nn.Conv2d(c, width, 4, 2, 1),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(width, 2 * width, 4, 2, 1),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Flatten(),
-        )
-        with torch.no_grad():
-            n = self.net(torch.zeros(1, c, h, w)).shape[1]
-        self.out = nn.Linear(n, 1)
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.out(self.net(images * 2 - 1)).squeeze(1)
-
-
-class PerceptualFeatures(nn.Module):
-    """``theta(.)``: the last conv layer's feature map of a frozen backbone (eq. 11).
-
-    Args:
-        backbone: ``efficientnet_lite0``, ``small_cnn``, ``vgg16``/``vgg19``/``alexnet`` or
-            ``resnet18``/``resnet50``.
-        pretrained: weights (see :func:`hashbench.models.backbones.build_backbone`).
-        size: input side the images are resized to (``None`` = native size).
-    """
-
-    def __init__(self, backbone: str, pretrained: bool | str, size: int | None) -> None:
-        super().__init__()
-        from hashbench.data.transforms import InputAdapter, InputSpec
-        from hashbench.models.backbones import build_backbone, input_spec
-
-        spec = input_spec(backbone)
-        self.adapter = InputAdapter(InputSpec(size, spec.channels, spec.mean, spec.std))
-        self.name = backbone
-        self.net, _ = build_backbone(backbone, pretrained)
-        self.net.eval().requires_grad_(False)
-
-    def train(self, mode: bool = True) -> PerceptualFeatures:  # always frozen, eval-mode BN
-        return super().train(False)
-
-    def forward(self, images: Tensor) -> Tensor:
-        x = self.adapter(images)
-        net = self.net
-        if self.name == "efficientnet_lite0":
-            return net.extract_features(x)
-        if self.name == "small_cnn":
-            return net.features(x)
-        if self.name.startswith(("vgg", "alexnet")):
-            return net.features(x)
-        if self.name.startswith("resnet"):
-            for layer in (net.conv1, net.bn1, net.relu, net.maxpool):
-                x = layer(x)
-            return net.layer4(net.layer3(net.layer2(net.layer1(x))))
-        raise ValueError(f"no perceptual features for backbone {self.name!r}")
-
-
-def perceptual_loss(theta: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-    """``L_per = mean (theta(I) - theta(I^R))^2`` (eq. 11), ``theta(I)`` without gradient."""
-    with torch.no_grad():
-        target = theta(real)
-    return (theta(fake) - target).pow(2).mean()
-
-
 # -- the method ----------------------------------------------------------------------------------------
-class KNNGAN(HashingMethod):
+class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
     """Unsupervised hashing with a KNN neighbourhood and a WGAN (Peng, Wu, Zi, LOP 2018).
 
     See the module docstring for the formulas and every interpretation.
@@ -308,7 +165,7 @@ class KNNGAN(HashingMethod):
         grid_size: int = 16,
         image_shape: tuple[int, int, int] | None = None,
         optim: Optim = Optim(),
-        ties: Literal["index", "expected"] = "index",
+        ties: TieRule = DEFAULT_TIES,
     ) -> None:
         _check_args(locals())
         super().__init__(bits, backbone, pretrained, optim, ties)
@@ -325,8 +182,8 @@ class KNNGAN(HashingMethod):
         self.gan_optim, self.gan_lr = gan_optim, float(gan_lr)
         self.nesterov = (float(nesterov_alpha), float(nesterov_beta))
         self.rerank, self.grid_size = int(rerank), int(grid_size)
-        self.generator: Generator | None = None
-        self.critic: Critic | None = None
+        self.generator: TransposedConvGenerator | None = None
+        self.critic: ConvCritic | None = None
         self._perceptual: list[PerceptualFeatures] = []  # frozen, kept out of the state_dict
         self.register_buffer("train_index", torch.zeros(0, dtype=torch.int64), persistent=False)
         self._grid: Tensor | None = None
@@ -348,9 +205,11 @@ class KNNGAN(HashingMethod):
             raise ValueError(f"knngan: image_shape must be (C in 1/3, H >= 8, W >= 8), got {shape}")
         self.hparams["image_shape"] = list(shape)
         if self.uses_generator and self.generator is None:
-            self.generator = Generator(self.bits, self.noise_dim, shape, self.gan_width)
+            self.generator = TransposedConvGenerator(
+                self.bits, self.noise_dim, shape, self.gan_width
+            )
         if self.uses_critic and self.critic is None:
-            self.critic = Critic(shape, self.gan_width)
+            self.critic = ConvCritic(shape, self.gan_width)
         if self.generator is not None:
             self.generator.to(self.device)
         if self.critic is not None:
@@ -368,7 +227,7 @@ class KNNGAN(HashingMethod):
 
     def build_neighbourhood_from(self, dm) -> None:
         """``M`` from the ``train`` split's ``knn_features`` (FeatureCache; labels never read)."""
-        from hashbench.data.features import FeatureCache
+        from hashbench.models.features import FeatureCache
 
         idx = np.sort(np.asarray(dm.split["train"], dtype=np.int64))
         feats = FeatureCache(dm, self.knn_features, self.knn_pretrained).get(idx)
@@ -476,9 +335,9 @@ class KNNGAN(HashingMethod):
 
     def _critic_step(self, opt, real: Tensor, fake: Tensor) -> Tensor:
         f_real, f_fake = self.critic(real), self.critic(fake.detach())
-        loss = critic_loss(f_real, f_fake)
+        loss = wasserstein_critic_loss(f_real, f_fake)
         if self.lipschitz == "gradient_penalty":
-            loss = loss + self.gp_weight * gradient_penalty(self.critic, real, fake.detach(), None)
+            loss = loss + self.gp_weight * gradient_penalty(self.critic, real, fake)
         self._check_finite("critic", loss)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
@@ -505,7 +364,7 @@ class KNNGAN(HashingMethod):
             content = terms["mse"] + terms["perceptual"] + terms["quantization"]
             total = total + self.lambda1 * content
         if self.lambda2 > 0:
-            terms["adversarial"] = generator_adversarial_loss(self.critic(fake))
+            terms["adversarial"] = wasserstein_generator_loss(self.critic(fake))
             total = total + self.lambda2 * terms["adversarial"]
         terms["loss"] = total
         return terms
@@ -549,102 +408,6 @@ class KNNGAN(HashingMethod):
         sched = self.lr_schedulers()
         if sched is not None:
             sched.step()
-
-    # -- validation: reconstruction grid ----------------------------------------------------------------
-    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        super().validation_step(batch, batch_idx, dataloader_idx)
-        if batch_idx == 0 and dataloader_idx == 0 and self.grid_size > 0:
-            self._grid = batch["image"][: self.grid_size]
-
-    def on_validation_epoch_end(self) -> None:
-        super().on_validation_epoch_end()
-        if self._grid is not None and self.generator is not None and self._trainer is not None:
-            self.save_reconstructions(self._grid)
-        self._grid = None
-
-    @torch.no_grad()
-    def reconstruct(self, images: Tensor, seed: int = 0) -> Tensor:
-        """``G(b, z)`` of ``images`` with a fixed noise (``[0, 1]`` floats)."""
-        if self.generator is None:
-            raise ValueError("knngan: no generator (lambda1 = lambda2 = 0)")
-        g = torch.Generator().manual_seed(seed)
-        z = torch.randint(0, 2, (images.shape[0], self.noise_dim), generator=g).float() * 2 - 1
-        was = self.generator.training
-        self.generator.eval()
-        out = self.generator(binary_codes(self(images)), z.to(self.device))
-        self.generator.train(was)
-        return out
-
-    def save_reconstructions(self, images: Tensor) -> Path:
-        """Originals (top row) and reconstructions (bottom) as a PNG under the logger's folder."""
-        from torchvision.utils import make_grid, save_image
-
-        real = images.float() / 255 if images.dtype == torch.uint8 else images.float()
-        fake = self.reconstruct(images)
-        grid = make_grid(torch.cat([real, fake]).cpu(), nrow=images.shape[0], padding=2)
-        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-        path = log_dir / "reconstructions" / f"epoch{self.current_epoch:03d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-        os.close(fd)
-        try:
-            save_image(grid, tmp, format="png")
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        logger = self.logger
-        experiment = getattr(logger, "experiment", None) if logger is not None else None
-        if hasattr(experiment, "add_image"):
-            experiment.add_image("val/reconstructions", grid, self.current_epoch)
-        return path
-
-    # -- test: secondary screening ----------------------------------------------------------------------
-    def _eval_step(self, stage: str, batch: dict, dataloader_idx: int) -> None:
-        if stage != "test" or self.rerank <= 0:
-            return super()._eval_step(stage, batch, dataloader_idx)
-        role = "query" if dataloader_idx == 0 else "database"
-        with torch.no_grad():
-            r = self(batch["image"])
-        codes = _pack(r >= 0)
-        self._metrics[stage].update(codes, batch["label"], role, indices=batch["index"])
-        self._real_codes.setdefault(role, []).append(
-            (batch["index"].cpu(), codes.cpu(), r.cpu(), batch["label"].cpu())
-        )
-
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        if self.rerank <= 0 or not self._real_codes:
-            return
-        from hashbench.retrieval.rerank import reranked_map
-
-        q, d = (_gather(self._real_codes[role]) for role in ("query", "database"))
-        self._real_codes = {}
-        dm = self._datamodule()
-        k = getattr(dm, "metric_k", None)
-        value = reranked_map(
-            q[0], d[0], q[1], d[1], q[2], d[2], self.rerank, k, getattr(dm, "seed", 0)
-        )
-        name = f"test/rerank_mAP@{'all' if k is None else k}"
-        self.test_results[name.removeprefix("test/")] = value
-        self.log(name, value)
-
-
-# -- helpers -----------------------------------------------------------------------------------------
-def _pack(bits: Tensor) -> Tensor:
-    weights = (2 ** torch.arange(7, -1, -1, device=bits.device)).to(torch.uint8)
-    return (bits.view(bits.shape[0], -1, 8).to(torch.uint8) * weights).sum(-1).to(torch.uint8)
-
-
-def _gather(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Codes, continuous codes and labels of one role, sorted by dataset index (unique)."""
-    idx = torch.cat([p[0] for p in parts]).numpy()
-    _, keep = np.unique(idx, return_index=True)
-    codes = torch.cat([p[1] for p in parts]).numpy()[keep]
-    real = torch.cat([p[2] for p in parts]).numpy()[keep]
-    labels = torch.cat([p[3] for p in parts]).numpy()[keep]
-    return codes, real, labels
 
 
 def _image_shape(dm) -> tuple[int, int, int]:

@@ -7,15 +7,19 @@ DOI 10.16355/j.cnki.issn1007-9432tyut.2020.04.001 (``shared/seeds/003_590ff5e428
 METHODS.md section 3). Builds on HashGAN / PC-WGAN (Cao, Liu, Long, Wang, CVPR 2018), alpha-GAN
 (Rosca et al., 2017) and Deep Cauchy Hashing (Cao, Long, Liu, Wang, CVPR 2018).
 
-Three stages (all in this module):
+Three stages (networks in :mod:`hashbench.models.gan`, adversarial losses in
+:mod:`hashbench.losses.adversarial`):
 
 1. **Approximate codes** (eq. 6): ``min_H ||S - (1/q) H H^T||_F^2`` with ``S_ij = 1`` when training
    images i and j share a label. Resolved (METHODS.md): ``H = sigmoid(U)``, minimised by Adam over
    row blocks ``I`` against all rows, ``S[I, :]`` computed on the fly from the labels (never an
-   ``n x n`` matrix), binarised at 0.5 (:func:`learn_approximate_codes`). Runs in
+   ``n x n`` matrix), binarised at 0.5
+   (:func:`~hashbench.methods.pcaegan_stage1.learn_approximate_codes`). Runs in
    :meth:`PCAEGAN.on_fit_start` on the DataModule's ``train`` labels (skipped on a resumed run).
-2. **Synthesis**: generator ``G(c, z)`` (:class:`Generator`), discriminator ``D`` with a critic and a
-   pair-similarity head (:class:`Discriminator`), code discriminator ``C`` (:class:`CodeDiscriminator`):
+2. **Synthesis**: generator ``G(c, z)`` (:class:`~hashbench.models.gan.UpsamplingGenerator`),
+   discriminator ``D`` with a critic and a pair-similarity head
+   (:class:`~hashbench.models.gan.PairDiscriminator`), code discriminator ``C``
+   (:class:`~hashbench.models.gan.CodeDiscriminator`):
 
        L_D = E[D(I_f)] - E[D(I_r)] + lambda GP_D + L_DC                        (eqs. 7-9)
        L_DC = mean_ij BCE(D(I_f_i, I_r_j), S_ij)                               (eq. 8)
@@ -44,7 +48,8 @@ Interpretation (marked in the docs too):
 - the prior ``Z_r``: independent fair bits in ``{0, 1}^q`` ("balanced, independent bits");
 - ``G`` is conditioned on the relaxed codes ``H_i = sigmoid(U_i)`` of the batch's images (so ``L_F``
   and ``L_G`` reach ``H``); a synthetic image inherits the labels of the image whose code
-  conditioned it; the binarised stage-1 codes condition the per-class sample grids;
+  conditioned it; the binarised stage-1 codes condition the per-class sample grids
+  (:mod:`hashbench.methods.pcaegan_samples`);
 - ``G`` starts with a linear projection to a ``(4 w, s/4, s/4)`` map (BatchNorm + ReLU), then two
   ``nearest x2 -> conv 3x3 -> BN -> ReLU`` blocks and a last ``conv 3x3 -> tanh``;
 - ``D``'s normalisation is a per-sample layer norm (``GroupNorm(1, ch)``; BatchNorm is not valid
@@ -64,24 +69,30 @@ losses) and ``dch`` (:class:`DCH`: stage 3 alone, on real images, no GAN).
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hashbench.losses import (
+from hashbench.losses.adversarial import (
+    gradient_penalty,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
+from hashbench.losses.base import pairwise_similarity
+from hashbench.losses.cauchy import (
     CauchyCrossEntropyLoss,
     CauchyQuantizationLoss,
     CosineCrossEntropyLoss,
     CosineQuantizationLoss,
-    pairwise_similarity,
+    cosine_matrix,
 )
-from hashbench.losses.cauchy import cosine_matrix
 from hashbench.methods.base import HashingMethod, Optim
+from hashbench.methods.pcaegan_samples import SampleGrids
+from hashbench.methods.pcaegan_stage1 import code_reconstruction_loss, learn_approximate_codes
+from hashbench.models.gan import CodeDiscriminator, PairDiscriminator, UpsamplingGenerator
+from hashbench.retrieval.evaluation import DEFAULT_TIES, TieRule
 
 HashLoss = Literal["cauchy", "cosine"]
 #: optimiser order of :meth:`PCAEGAN.configure_optimizers` (``C`` only with the code discriminator).
@@ -91,77 +102,6 @@ GROUPS: tuple[str, ...] = ("F", "D", "G", "H", "C")
 # ------------------------------------------------------------------------------------------------
 # pure functions
 # ------------------------------------------------------------------------------------------------
-
-
-def code_reconstruction_loss(h_rows: Tensor, h_cols: Tensor, sim: Tensor) -> Tensor:
-    """``mean_ij (S_ij - (1/q) H_i H_j^T)^2`` over a ``rows x cols`` block (eq. 6, averaged)."""
-    q = h_rows.shape[1]
-    return (sim - h_rows @ h_cols.T / q).pow(2).mean()
-
-
-def learn_approximate_codes(
-    labels: Tensor,
-    bits: int,
-    epochs: int = 30,
-    block: int = 512,
-    lr: float = 0.1,
-    seed: int = 0,
-) -> Tensor:
-    """Stage 1 (eq. 6): logits ``U`` ``(n, bits)`` with ``H = sigmoid(U)`` minimising
-    ``||S - (1/q) H H^T||_F^2``; binary codes are ``1[sigmoid(U) >= 0.5]``.
-
-    Each step takes a block ``I`` of (shuffled) rows, forms ``S[I, :]`` from the labels and minimises
-    ``mean (S[I, :] - H_I H^T / q)^2`` with Adam: memory ``O(block x n)``, never ``n x n``.
-
-    Args:
-        labels: multi-hot ``(n, c)``.
-        bits: ``q``.
-        epochs: passes over the row blocks.
-        block: rows per step.
-        lr: Adam learning rate.
-        seed: initialisation and shuffling seed.
-    """
-    if labels.ndim != 2 or labels.shape[0] < 1:
-        raise ValueError(f"stage 1 needs multi-hot labels (n, c), got {tuple(labels.shape)}")
-    if epochs < 0 or block < 1:
-        raise ValueError(f"stage 1 needs epochs >= 0 and block >= 1, got {epochs}, {block}")
-    gen = torch.Generator().manual_seed(seed)
-    n = labels.shape[0]
-    labels = labels.float()
-    u = torch.randn(n, bits, generator=gen).to(labels.device).requires_grad_(True)
-    opt = torch.optim.Adam([u], lr=lr)
-    with torch.enable_grad():
-        for _ in range(epochs):
-            perm = torch.randperm(n, generator=gen).to(labels.device)
-            for rows in perm.split(block):
-                h = torch.sigmoid(u)
-                sim = pairwise_similarity(labels[rows], labels)
-                loss = code_reconstruction_loss(h[rows], h, sim)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-    return u.detach()
-
-
-def gradient_penalty(critic, real: Tensor, fake: Tensor, alpha: Tensor | None = None) -> Tensor:
-    """WGAN-GP penalty ``mean_i (||grad_x critic(x)|_{x = x^_i}||_2 - 1)^2``,
-    ``x^_i = a_i real_i + (1 - a_i) fake_i`` (Gulrajani et al., NeurIPS 2017; seed 003 eqs. 7, 11).
-
-    Args:
-        critic: callable ``(n, ...) -> (n,)`` scores.
-        real: ``(n, ...)``.
-        fake: ``(n, ...)`` (detached by the caller or not: only ``x^`` gets a gradient).
-        alpha: ``(n,)`` mixing weights; uniform in ``[0, 1)`` when omitted.
-    """
-    n = real.shape[0]
-    if alpha is None:
-        alpha = torch.rand(n, device=real.device, dtype=real.dtype)
-    a = alpha.view(n, *([1] * (real.dim() - 1)))
-    x = (a * real.detach() + (1 - a) * fake.detach()).requires_grad_(True)
-    with torch.enable_grad():
-        scores = critic(x)
-        (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
-    return (grad.reshape(n, -1).norm(dim=1) - 1).pow(2).mean()
 
 
 def pair_bce(logits: Tensor, sim: Tensor) -> Tensor:
@@ -175,11 +115,6 @@ def to_gan_range(images: Tensor) -> Tensor:
     return x * 2.0 - 1.0
 
 
-# ------------------------------------------------------------------------------------------------
-# networks
-# ------------------------------------------------------------------------------------------------
-
-
 def _check_image_shape(channels: int, size: int) -> None:
     if channels not in (1, 3) or size < 8 or size % 4:
         raise ValueError(
@@ -188,120 +123,12 @@ def _check_image_shape(channels: int, size: int) -> None:
         )
 
 
-class Generator(nn.Module):
-    """``G(c, z)``: linear -> ``(4w, s/4, s/4)``, 2 x (nearest x2, conv 3x3, BN, ReLU), conv 3x3, tanh.
-
-    Args:
-        code_dim: ``q``.
-        noise_dim: dimension of ``z``.
-        channels: image channels.
-        size: image side ``s`` (divisible by 4).
-        width: ``w``.
-    """
-
-    def __init__(self, code_dim: int, noise_dim: int, channels: int, size: int, width: int) -> None:
-        super().__init__()
-        _check_image_shape(channels, size)
-        self.start = size // 4
-        self.width = width
-        self.project = nn.Sequential(
-            nn.Linear(code_dim + noise_dim, 4 * width * self.start**2, bias=False),
-            nn.BatchNorm1d(4 * width * self.start**2),
-            nn.ReLU(True),
-        )
-
-        def up(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Upsample(scale_factor=2, mode="nearest"),
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
-                nn.ReLU(True),
-            )
-
-        self.body = nn.Sequential(
-            up(4 * width, 2 * width),
-            up(2 * width, width),
-            nn.Conv2d(width, channels, 3, padding=1),
-            nn.Tanh(),
-        )
-
-    def forward(self, codes: Tensor, noise: Tensor) -> Tensor:
-        x = self.project(torch.cat([codes, noise], 1))
-        return self.body(x.view(-1, 4 * self.width, self.start, self.start))
-
-
-def same(cin: int, cout: int) -> list[nn.Module]:
-    """A 4x4 stride-1 conv keeping the spatial size (zero padding 1 before, 2 after)."""
-    return [nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(cin, cout, 4, 1, 0)]
-
-
-class Discriminator(nn.Module):
-    """``D``: five 4x4 convs (strides 2, 2, 2, 1, 1), LeakyReLU 0.2, layer norm after convs 2-4; the
-    fifth gives ``1 + embed_dim`` channels averaged over space: critic score and pair embedding.
-
-    Args:
-        channels: image channels.
-        width: ``w`` (convs have ``w, 2w, 4w, 4w`` channels).
-        embed_dim: pair-embedding size.
-    """
-
-    def __init__(self, channels: int, width: int, embed_dim: int) -> None:
-        super().__init__()
-
-        def block(cin: int, cout: int, stride: int, norm: bool) -> list[nn.Module]:
-            layers: list[nn.Module] = (
-                [nn.Conv2d(cin, cout, 4, stride, 1)] if stride == 2 else same(cin, cout)
-            )
-            if norm:
-                layers.append(nn.GroupNorm(1, cout))
-            return [*layers, nn.LeakyReLU(0.2, True)]
-
-        self.trunk = nn.Sequential(
-            *block(channels, width, 2, False),
-            *block(width, 2 * width, 2, True),
-            *block(2 * width, 4 * width, 2, True),
-            *block(4 * width, 4 * width, 1, True),
-            *same(4 * width, 1 + embed_dim),
-        )
-
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """``(score (n,), embedding (n, embed_dim))`` of images in ``[-1, 1]``."""
-        out = self.trunk(images).mean((2, 3))
-        return out[:, 0], out[:, 1:]
-
-    def score(self, images: Tensor) -> Tensor:
-        return self(images)[0]
-
-
-class CodeDiscriminator(nn.Module):
-    """``C``: ``FC -> LeakyReLU -> FC -> LayerNorm -> LeakyReLU -> FC`` -> a critic score.
-
-    Args:
-        code_dim: ``q``.
-        width: hidden units.
-    """
-
-    def __init__(self, code_dim: int, width: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(code_dim, width),
-            nn.LeakyReLU(0.2, True),
-            nn.Linear(width, width),
-            nn.LayerNorm(width),
-            nn.LeakyReLU(0.2, True),
-            nn.Linear(width, 1),
-        )
-
-    def forward(self, codes: Tensor) -> Tensor:
-        return self.net(codes).squeeze(1)
-
-
 # ------------------------------------------------------------------------------------------------
 # the method
 # ------------------------------------------------------------------------------------------------
 
 
-class PCAEGAN(HashingMethod):
+class PCAEGAN(SampleGrids, HashingMethod):
     """PC-AEGAN (Qiang et al., J. Taiyuan Univ. Technol. 2020): see the module docstring.
 
     Args:
@@ -371,7 +198,7 @@ class PCAEGAN(HashingMethod):
         num_classes: int | None = None,
         seed: int = 0,
         optim: Optim = Optim(lr=2e-4, weight_decay=0.0, schedule="none"),
-        ties: Literal["index", "expected"] = "index",
+        ties: TieRule = DEFAULT_TIES,
     ) -> None:
         name = type(self).__name__
         hash_loss = hash_loss or self.default_hash_loss
@@ -416,8 +243,8 @@ class PCAEGAN(HashingMethod):
         self.gan_lr, self.gan_betas = float(gan_lr), tuple(float(b) for b in gan_betas)
         self.stage1 = (int(stage1_epochs), int(stage1_block), float(stage1_lr))
         self.samples_per_class, self.seed = int(samples_per_class), int(seed)
-        self.generator: Generator | None = None
-        self.discriminator: Discriminator | None = None
+        self.generator: UpsamplingGenerator | None = None
+        self.discriminator: PairDiscriminator | None = None
         self.code_discriminator: CodeDiscriminator | None = None
         self.code_logits: nn.Parameter | None = None
         shape = (image_channels, image_size, num_train, num_classes)
@@ -429,8 +256,8 @@ class PCAEGAN(HashingMethod):
         """Create ``G``, ``D``, ``C``, the code logits ``U`` and the training-set buffers."""
         _check_image_shape(channels, size)
         gw, dw, cw = self.widths
-        self.generator = Generator(self.bits, self.noise_dim, channels, size, gw)
-        self.discriminator = Discriminator(channels, dw, self.bits)
+        self.generator = UpsamplingGenerator(self.bits, self.noise_dim, channels, size, gw)
+        self.discriminator = PairDiscriminator(channels, dw, self.bits)
         if self.use_code_discriminator:
             self.code_discriminator = CodeDiscriminator(self.bits, cw)
         self.code_logits = nn.Parameter(torch.zeros(n, self.bits))
@@ -541,7 +368,7 @@ class PCAEGAN(HashingMethod):
         s_fake, e_fake = d(fake.detach())
         gp = gradient_penalty(d.score, real, fake)
         dc = pair_bce(self.pair_logits(e_fake, e_real), sim)
-        wd = s_fake.mean() - s_real.mean()
+        wd = wasserstein_critic_loss(s_real, s_fake)
         return {"L_D": wd + self.gp_weight * gp + dc, "L_DS_wd": wd, "L_DC": dc, "GP_D": gp}
 
     def code_critic_loss(self, codes: Tensor, prior: Tensor) -> dict[str, Tensor]:
@@ -549,7 +376,7 @@ class PCAEGAN(HashingMethod):
         c = self.code_discriminator
         codes = codes.detach()
         gp = gradient_penalty(c, prior, codes)
-        wd = c(codes).mean() - c(prior).mean()
+        wd = wasserstein_critic_loss(f_fake=c(codes), f_real=c(prior))  # C(H) first, as before
         return {"L_C": wd + self.gp_weight * gp, "L_C_wd": wd, "GP_C": gp}
 
     def sample_prior(self, n: int) -> Tensor:
@@ -598,14 +425,14 @@ class PCAEGAN(HashingMethod):
         s_fake, e_fake = self.discriminator(fake)
         with torch.no_grad():
             _, e_real = self.discriminator(real)
-        l_g = -s_fake.mean() + pair_bce(self.pair_logits(e_fake, e_real), sim)
+        l_g = wasserstein_generator_loss(s_fake) + pair_bce(self.pair_logits(e_fake, e_real), sim)
         l_h = code_reconstruction_loss(codes, codes, pairwise_similarity(labels))
         h = self(torch.cat([(real + 1) / 2, (fake + 1) / 2]))
         l_f = self.hash_objective(h, torch.cat([labels, labels]))["L_F"]
         gan = l_g + l_h
         out = {"L_G": l_g, "L_H": l_h}
         if self.code_discriminator is not None:
-            adv = -self.code_discriminator(codes).mean()
+            adv = wasserstein_generator_loss(self.code_discriminator(codes))
             gan = gan + adv
             out["L_H_adv"] = adv
         total = l_f + self.eta * gan
@@ -652,52 +479,6 @@ class PCAEGAN(HashingMethod):
         if sched is not None:
             sched.step()
 
-    # -- samples -------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample_grid(self) -> Tensor:
-        """Synthetic images ``(classes x k, C, S, S)`` in ``[0, 1]``: row ``c`` conditioned on the
-        binary stage-1 codes of the first ``k`` training images of class ``c``."""
-        k = self.samples_per_class
-        rows = []
-        for c in range(self.train_labels.shape[1]):
-            idx = torch.nonzero(self.train_labels[:, c] > 0).flatten()[:k]
-            if len(idx):
-                rows.append(torch.cat([idx, idx[:1].repeat(k - len(idx))]))
-        if not rows:
-            return torch.zeros(0)
-        rows_t = torch.cat(rows)
-        gen = torch.Generator().manual_seed(self.seed)
-        noise = torch.randn(len(rows_t), self.noise_dim, generator=gen).to(self.device)
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            images = self.generator(self.approx_codes[rows_t].float(), noise)
-        finally:
-            self.generator.train(was_training)
-        return (images + 1) / 2
-
-    def sample_dir(self) -> Path:
-        logger = self.trainer.logger if self._trainer else None
-        root = getattr(logger, "log_dir", None) or (self.trainer.default_root_dir)
-        return Path(root) / "samples"
-
-    def on_validation_epoch_end(self) -> None:
-        super().on_validation_epoch_end()
-        if not self.use_gan or not self.samples_per_class or self.trainer.sanity_checking:
-            return
-        if not bool(self.stage1_done) or not self.trainer.is_global_zero:
-            return
-        from torchvision.utils import save_image
-
-        out = self.sample_dir()
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"epoch{self.current_epoch:03d}.png"
-        fd, tmp = tempfile.mkstemp(suffix=".png", dir=out)
-        os.close(fd)
-        os.chmod(tmp, 0o644)
-        save_image(self.sample_grid().float().cpu(), tmp, nrow=self.samples_per_class)
-        os.replace(tmp, path)
-
 
 class PCWGAN(PCAEGAN):
     """PC-WGAN ablation (HashGAN, Cao, Liu, Long, Wang, CVPR 2018): PC-AEGAN without the code
@@ -735,7 +516,7 @@ class DCH(PCAEGAN):
         gamma: float = 20.0,
         beta: float = 0.1,
         optim: Optim = Optim(lr=2e-4, weight_decay=0.0, schedule="none"),
-        ties: Literal["index", "expected"] = "index",
+        ties: TieRule = DEFAULT_TIES,
     ) -> None:
         super().__init__(
             bits, backbone, pretrained, "cauchy", gamma, beta=beta, optim=optim, ties=ties

@@ -50,7 +50,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,10 +59,12 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from hashbench.data.tags import TagSimilarity, synthetic_tags
+from hashbench.files import atomic_path
 from hashbench.losses import ContrastiveLoss, L1ToBinaryLoss
 from hashbench.losses.base import pairwise_similarity
 from hashbench.methods.base import HashingMethod, NonFiniteLossError, Optim
 from hashbench.methods.drsch import check_drsch_args, drsch_loss
+from hashbench.retrieval.evaluation import DEFAULT_TIES, TieRule
 
 Finetune = Literal["dsh", "drsch", "none"]
 
@@ -152,7 +153,7 @@ class WSDH(HashingMethod):
         drsch_margin: float | None = 2.0,
         drsch_laplacian_weight: float = 0.1,
         optim: Optim = Optim(),
-        ties: Literal["index", "expected"] = "index",
+        ties: TieRule = DEFAULT_TIES,
         tag_source: str | None = None,
     ) -> None:
         super().__init__(bits, backbone, pretrained, optim, ties)
@@ -389,12 +390,5 @@ class WSDH(HashingMethod):
 
 
 def _save_atomic(state: dict[str, Tensor], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".pt.tmp") as tmp:
         torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -53,25 +53,22 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from hashbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, InputSpec
+from hashbench.registry import Registry
 
 log = logging.getLogger(__name__)
 
-BACKBONES: tuple[str, ...] = (
-    "small_cnn",
-    "alexnet",
-    "vgg16",
-    "vgg19",
-    "resnet18",
-    "resnet50",
-    "efficientnet_lite0",
-)
+#: Backbone name -> builder ``(weights file or None) -> module`` (a
+#: :class:`~hashbench.registry.Registry`, filled in the "Builders" section below). Iterating it
+#: gives the names.
+BACKBONES: Registry[Callable[[Path | None], nn.Module]] = Registry("backbone")
 
 FEATURE_DIMS: dict[str, int] = {
     "small_cnn": 512,
@@ -127,8 +124,7 @@ _SMALL_CNN_SPEC = InputSpec(size=None, channels=3, mean=(0.5,) * 3, std=(0.5,) *
 
 
 def _check_name(name: str) -> str:
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}: expected one of {', '.join(BACKBONES)}.")
+    BACKBONES.get(name)  # UnknownNameError (a ValueError) listing the names
     return name
 
 
@@ -351,6 +347,13 @@ def _resolve_pretrained(
 # Builders
 
 
+def _build_small_cnn(weights: Path | None) -> nn.Module:
+    model = SmallCNN()
+    if weights is not None:
+        _load_weights(model, "small_cnn", weights)
+    return model
+
+
 def _build_torchvision(name: str, weights: Path | None) -> nn.Module:
     import torchvision.models as tvm
 
@@ -387,6 +390,12 @@ def _build_efficientnet_lite0(weights: Path | None) -> nn.Module:
     return model
 
 
+BACKBONES.register("small_cnn", _build_small_cnn)
+for _name in ("alexnet", "vgg16", "vgg19", "resnet18", "resnet50"):
+    BACKBONES.register(_name, partial(_build_torchvision, _name))
+BACKBONES.register("efficientnet_lite0", _build_efficientnet_lite0)
+
+
 def build_backbone(
     name: str, pretrained: bool | str = False, *, weights_dir: str | None = None
 ) -> tuple[nn.Module, int]:
@@ -410,12 +419,4 @@ def build_backbone(
             "scratch) or pretrained='/path/to/state_dict.pth' for weights of your own."
         )
     weights = _resolve_pretrained(name, pretrained, weights_dir)
-    if name == "small_cnn":
-        model: nn.Module = SmallCNN()
-        if weights is not None:
-            _load_weights(model, name, weights)
-    elif name == "efficientnet_lite0":
-        model = _build_efficientnet_lite0(weights)
-    else:
-        model = _build_torchvision(name, weights)
-    return model, FEATURE_DIMS[name]
+    return BACKBONES.get(name)(weights), FEATURE_DIMS[name]

@@ -61,7 +61,7 @@ caller's). An index is not safe to use from several Python threads at once (``ha
 
 Files: :meth:`HammingIndex.save` writes a plain Faiss binary index file (``faiss.read_index_binary``
 reads it) and a JSON sidecar ``<path>.json`` with the configuration, ``ntotal`` and the file's
-SHA-256, both atomically (temporary file, then ``os.replace``).
+SHA-256, both atomically (:func:`hashbench.files.atomic_path`: temporary file, then rename).
 """
 
 from __future__ import annotations
@@ -70,13 +70,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import faiss
 import numpy as np
 
+from hashbench.files import atomic_path
 from hashbench.retrieval.codes import check_bits
 
 IndexKind = Literal["flat", "hash", "multihash", "ivf", "hnsw"]
@@ -532,9 +532,8 @@ class HammingIndex:
                 f"cannot save index to {path}: directory {parent} does not exist; create it first."
             )
         sidecar = _sidecar_path(path)
-        tmp_index = tmp_meta = None
-        try:
-            tmp_index = _temp_name(path)
+        # The index is renamed into place only after its sidecar (which holds its SHA-256).
+        with atomic_path(path) as tmp_index, atomic_path(sidecar) as tmp_meta:
             faiss.write_index_binary(self._index, str(tmp_index))
             meta = {
                 "format": FILE_FORMAT,
@@ -545,16 +544,7 @@ class HammingIndex:
                 "index_file": path.name,
                 "sha256": _sha256(tmp_index),
             }
-            tmp_meta = _temp_name(sidecar)
             tmp_meta.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp_index, path)
-            tmp_index = None
-            os.replace(tmp_meta, sidecar)
-            tmp_meta = None
-        finally:
-            for tmp in (tmp_index, tmp_meta):
-                if tmp is not None and tmp.exists():
-                    tmp.unlink()
 
     @classmethod
     def load(
@@ -654,12 +644,6 @@ class HammingIndex:
 
 def _sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
-
-
-def _temp_name(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    return Path(name)
 
 
 def _sha256(path: Path) -> str:

@@ -144,6 +144,15 @@ class HashRetrievalMetric(Metric):
         getattr(self, f"{role}_labels").append((labels.detach() != 0).to(torch.uint8))
         getattr(self, f"{role}_indices").append(idx)
 
+    def codes(self, role: str) -> np.ndarray:
+        """The packed codes added for ``role`` so far, in the order they were added (this process)."""
+        chunks = getattr(self, f"{role}_codes")
+        if isinstance(chunks, torch.Tensor):
+            return chunks.cpu().numpy()
+        if not chunks:
+            return np.zeros((0, 0), np.uint8)
+        return torch.cat([c.cpu() for c in chunks]).numpy()
+
     def _gather(self, role: str) -> tuple[np.ndarray, np.ndarray]:
         codes = getattr(self, f"{role}_codes")
         empty = len(codes) == 0 if isinstance(codes, list) else codes.numel() == 0

@@ -53,8 +53,8 @@ import numpy as np
 from scipy.special import gammaln
 
 from hashbench.retrieval.codes import hamming_distances
+from hashbench.retrieval.evaluation import TieRule as Ties
 
-Ties = Literal["index", "expected"]
 Normalize = Literal["retrieved", "relevant"]
 
 P_AT_N: tuple[int, ...] = (1, 10, 100, 200, 400, 500, 1000, 2000, 5000)

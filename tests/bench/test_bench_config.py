@@ -8,15 +8,9 @@ from pathlib import Path
 import pytest
 
 from hashbench.baselines import BASELINES
+from hashbench.bench.cells import expand_cells, parse_only, parse_shard, select_cells
 from hashbench.bench.cli import bench_main
-from hashbench.bench.runner import (
-    BenchConfigError,
-    expand_cells,
-    load_bench_config,
-    parse_only,
-    parse_shard,
-    select_cells,
-)
+from hashbench.bench.config import BenchConfigError, load_bench_config
 from hashbench.methods import METHODS
 
 from .conftest import REPO, write_grid
@@ -124,7 +118,7 @@ def test_help_is_light() -> None:
 
 
 def test_index_kinds_match_the_index_module() -> None:
-    from hashbench.bench.runner import INDEX_KINDS
+    from hashbench.bench.config import INDEX_KINDS
     from hashbench.retrieval.index import KINDS
 
     assert tuple(KINDS) == INDEX_KINDS

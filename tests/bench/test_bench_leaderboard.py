@@ -1,10 +1,13 @@
-"""Leaderboard maths on hand-made records: mean ± std, bold, claims, cost table, CSV."""
+"""Leaderboard maths on hand-made records: mean ± std, bold, cost table, CSV.
+
+The claims table and its file: ``test_claims.py``.
+"""
 
 from __future__ import annotations
 
 import math
 
-from hashbench.bench.leaderboard import CLAIMS, render_csv, render_markdown
+from hashbench.bench.leaderboard import render_csv, render_markdown
 
 
 def _record(method: str, bits: int, seed: int, m: float, kind: str = "baseline", **extra) -> dict:
@@ -79,33 +82,6 @@ def test_mean_std_and_bold() -> None:
     assert "| 1.00 | 1,000 | 1.00 | 0.500 |" in costs["sdh"]
 
 
-def test_claims_held_not_held_and_not_measured() -> None:
-    records = []
-    for b, (sup, unsup) in {16: (0.7, 0.5), 32: (0.72, 0.52)}.items():
-        records += [_record("sdh", b, 0, sup), _record("ksh", b, 0, sup + 0.01)]
-        records += [_record("lsh", b, 0, unsup), _record("itq", b, 0, unsup - 0.1)]
-    records += [_record("dhih", 32, 0, 0.60, kind="deep")]  # below SDH (0.72) at 32 bits
-    records += [
-        _record("wsdh", 16, 0, 0.84 * 4, kind="deep"),
-        _record("dsh", 16, 0, 0.80 * 4, kind="deep"),
-    ]
-    md = render_markdown(records, figures=False)
-    claims = {
-        line.split("|")[2].strip(): line
-        for line in md.split("### Claims", 1)[1].splitlines()
-        if line.startswith("| seed") or line.startswith("| baselines")
-    }
-    assert len(claims) == len(CLAIMS)
-    sup_row = claims["supervised baselines beat unsupervised ones"]
-    assert "+0.200" in sup_row and "16: +0.200, 32: +0.200 (2/2 code lengths)" in sup_row
-    assert sup_row.rstrip(" |").endswith("yes")
-    dhih_row = claims["`dhih` beats SDH at 32 bits"]
-    assert "-0.120" in dhih_row and dhih_row.rstrip(" |").endswith("no")
-    ws_row = claims["WS- pretraining improves DSH by 2-6% (Precision@500)"]
-    assert "`P@500`" in ws_row and "+0.040" in ws_row and ws_row.rstrip(" |").endswith("yes")
-    assert claims["PC-AEGAN beats PC-WGAN (mAP@H<=2)"].rstrip(" |").endswith("not measured")
-
-
 def test_failed_records_listed_and_csv_sorted() -> None:
     records = [
         _record("itq", 8, 0, 0.5),
@@ -151,14 +127,3 @@ def test_synthetic_tags_marked_in_every_table_and_csv() -> None:
     assert tag in render_csv(records)
     user = [_record("wsdh", 8, 0, 0.7, kind="deep", tag_source="user")]
     assert "synthetic tags" not in render_markdown(user)
-
-
-def test_signed_difference_keeps_the_sign_of_a_tiny_loss():
-    from hashbench.bench.leaderboard import _signed
-
-    assert _signed(0.0123) == "+0.012"
-    assert _signed(-0.0123) == "-0.012"
-    assert _signed(-0.00048) == "-0.0005"
-    assert _signed(0.0002) == "+0.0002"
-    assert _signed(0.0) == "+0.000"
-    assert _signed(-0.0) == "+0.000"

@@ -10,7 +10,7 @@ import pytest
 
 from hashbench.bench import records as rec
 from hashbench.bench.leaderboard import render_markdown, write_leaderboard
-from hashbench.bench.runner import Sweep, run_benchmark
+from hashbench.bench.sweep import run_benchmark
 
 from .conftest import SweepRun, bench, copy_results, write_grid
 
@@ -50,15 +50,17 @@ def test_sweep_killed_between_cells_resumes(
 ) -> None:
     grid = write_grid(tmp_path / "grid.yaml", fashion_mnist_root, ["itq", "lsh"], [8, 16])
     calls = []
-    original = Sweep._run_baseline
+    import hashbench.bench.sweep as sweep_module
 
-    def killed_at_third(self, planned):
-        calls.append(planned.cell.id)
+    original = sweep_module.run_baseline
+
+    def killed_at_third(cfg, cell, *args, **kwargs):
+        calls.append(cell.id)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return original(self, planned)
+        return original(cfg, cell, *args, **kwargs)
 
-    monkeypatch.setattr(Sweep, "_run_baseline", killed_at_third)
+    monkeypatch.setattr(sweep_module, "run_baseline", killed_at_third)
     kwargs = dict(
         results=tmp_path / "results",
         runs_dir=tmp_path / "runs",
@@ -70,7 +72,7 @@ def test_sweep_killed_between_cells_resumes(
         run_benchmark(grid, **kwargs)
     done = {r["cell"] for r in rec.load_records(tmp_path / "results")}
     assert done == set(calls[:2])
-    monkeypatch.setattr(Sweep, "_run_baseline", original)
+    monkeypatch.setattr(sweep_module, "run_baseline", original)
     report = run_benchmark(grid, **kwargs)
     assert sorted(report.ran) == sorted(set(report.ran))
     assert (
@@ -203,7 +205,8 @@ def test_sharded_runs_merge_to_the_same_leaderboard(bench_sweep: SweepRun, tmp_p
 
 
 def test_shards_are_disjoint_and_cover_the_grid(bench_sweep: SweepRun) -> None:
-    from hashbench.bench.runner import expand_cells, load_bench_config, select_cells
+    from hashbench.bench.cells import expand_cells, select_cells
+    from hashbench.bench.config import load_bench_config
 
     cfg = load_bench_config(bench_sweep.grid)
     cells = expand_cells(cfg)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hashbench.bench.config import load_bench_config
 from hashbench.bench.records import config_hash, load_records
-from hashbench.bench.runner import load_bench_config
 
 from .conftest import SweepRun
 
@@ -155,10 +155,11 @@ def test_changed_config_reruns_only_affected_cells(
 
 
 def test_baseline_cells_match_fit_and_evaluate(bench_sweep: SweepRun, tmp_path: Path) -> None:
-    """The runner's baseline path (features computed once per sweep) gives fit_and_evaluate's numbers."""
+    """The sweep's baseline path (features computed once per sweep) gives fit_and_evaluate's numbers."""
     from hashbench.baselines.evaluate import fit_and_evaluate
-    from hashbench.bench.runner import Sweep, metric_groups
+    from hashbench.bench.sweep import Sweep
     from hashbench.data.fashion_mnist import FashionMNISTDataModule
+    from hashbench.retrieval.evaluation import metric_groups
 
     from .conftest import write_grid
 
@@ -184,15 +185,16 @@ def test_baseline_cells_match_fit_and_evaluate(bench_sweep: SweepRun, tmp_path: 
     assert itq_sweep["metrics"] == pytest.approx(records["itq"]["metrics"], abs=1e-12)
 
 
-def test_test_pass_codes_equal_a_separate_encoding(
+def testcodes_from_test_pass_equal_a_separate_encoding(
     fashion_mnist_root: Path, tmp_path: Path
 ) -> None:
     import lightning as L
     import torch
 
-    from hashbench.bench.runner import encode_split, make_test_tap
+    from hashbench.bench.executors import codes_from_test_pass, make_test_timer
     from hashbench.data.fashion_mnist import FashionMNISTDataModule
     from hashbench.methods.dsh import DSH
+    from hashbench.retrieval.evaluation import encode_split
 
     dm = FashionMNISTDataModule(str(fashion_mnist_root), protocol="tiny", download=False)
     torch.manual_seed(0)
@@ -204,13 +206,16 @@ def test_test_pass_codes_equal_a_separate_encoding(
         enable_model_summary=False,
         default_root_dir=tmp_path,
     )
-    tap = make_test_tap()
-    trainer.callbacks.append(tap)
+    timer = make_test_timer()
+    trainer.callbacks.append(timer)
     trainer.test(model, datamodule=dm, verbose=False)
-    assert tap.complete(len(dm.split["query"]), len(dm.split["database"]))
-    q_codes, _ = encode_split(model, dm, "query", torch.device("cpu"))
-    db_codes, _ = encode_split(model, dm, "database", torch.device("cpu"))
-    np.testing.assert_array_equal(tap.codes[0], q_codes)
-    np.testing.assert_array_equal(tap.codes[1], db_codes)
-    assert tap.seconds[0] > 0 and tap.seconds[1] > 0
-    assert not tap.complete(len(dm.split["query"]) + 1, len(dm.split["database"]))
+    n_q, n_db = len(dm.split["query"]), len(dm.split["database"])
+    found = codes_from_test_pass(model, timer, n_q, n_db)
+    assert found is not None
+    q = encode_split(model, dm, "query", torch.device("cpu"))
+    db = encode_split(model, dm, "database", torch.device("cpu"))
+    np.testing.assert_array_equal(found[0], q.codes)
+    np.testing.assert_array_equal(found[1], db.codes)
+    np.testing.assert_array_equal(np.sort(q.ids), np.sort(dm.split["query"]))
+    assert found[2] > 0 and found[3] > 0
+    assert codes_from_test_pass(model, timer, n_q + 1, n_db) is None

@@ -23,7 +23,8 @@ from hashbench.losses import (
     SoftmaxLoss,
     Term,
 )
-from hashbench.methods.composite import Composite, WeightedTerm, module_spec
+from hashbench.methods.composite import Composite, WeightedTerm
+from hashbench.methods.composite_spec import module_spec
 from tests.fixtures import fixture_data_args, quick_trainer_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -270,15 +271,6 @@ def test_term_specs_as_mappings_and_unknown_class() -> None:
                 }
             ],
         )
-
-
-def test_module_spec_rebuilds_terms() -> None:
-    spec = module_spec(PairwiseLikelihoodLoss(scale=0.25, reduction="sum"))
-    assert spec == {
-        "class_path": "hashbench.losses.similarity.PairwiseLikelihoodLoss",
-        "init_args": {"scale": 0.25, "reduction": "sum"},
-    }
-    assert module_spec(RecordingTerm(3.0))["init_args"] == {"scale": 3.0}
 
 
 # -- YAML / CLI ----------------------------------------------------------------------------------

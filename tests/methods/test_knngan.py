@@ -1,10 +1,12 @@
 """knngan (seed 000): M, the loss terms against loop references, the GAN training step, codes,
-non-finite losses, reconstructions and secondary screening."""
+non-finite losses, reconstructions and secondary screening.
+
+The shared GAN parts are tested in tests/models/test_gan.py (networks, image grids) and
+tests/losses/test_losses_adversarial.py (Wasserstein terms, gradient penalty)."""
 
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
 
 import lightning as L
@@ -14,20 +16,19 @@ import torch
 from torch import nn
 
 from hashbench.data.fashion_mnist import FashionMNISTDataModule
+from hashbench.losses.base import binary_codes
 from hashbench.losses.knn import knn_neighbourhood
 from hashbench.methods.base import NonFiniteLossError
-from hashbench.methods.knngan import (
-    KNNGAN,
-    critic_loss,
-    generator_adversarial_loss,
-    gradient_penalty,
+from hashbench.methods.knngan import KNNGAN
+from hashbench.methods.knngan_terms import (
     perceptual_loss,
     pixel_mse,
     quantization_loss,
     straight_through,
 )
+from hashbench.models.gan import ConvCritic, TransposedConvGenerator
 from hashbench.optim import RMSPropNesterov
-from hashbench.retrieval.codes import unpack_bits
+from hashbench.retrieval.codes import pack_bits, unpack_bits
 
 FAST = {"perceptual_backbone": "small_cnn", "perceptual_pretrained": False, "grid_size": 4}
 
@@ -145,24 +146,29 @@ def test_l_c_in_the_total_loss() -> None:
     assert t["mse"].item() == pytest.approx(pixel_mse(real, t["fake"]).item(), rel=1e-6)
 
 
-def test_wasserstein_terms_and_gradient_penalty() -> None:
-    f_real, f_fake = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([0.5, -1.0])
-    assert critic_loss(f_real, f_fake).item() == pytest.approx((0.5 - 1.0) / 2 - 7.0 / 3)
-    assert generator_adversarial_loss(f_fake).item() == pytest.approx(0.25)
+def test_l_h_is_the_shared_quantization_term_exactly() -> None:
+    """L_H uses QuantizationLoss and binary_codes: bit-identical to 1/2 mean_i ||b_i - R_i||^2."""
+    r = torch.tanh(torch.randn(9, 16, generator=torch.Generator().manual_seed(4)))
+    b = torch.where(r >= 0, 1.0, -1.0)
+    assert torch.equal(binary_codes(r), b)
+    assert torch.equal(quantization_loss(r), 0.5 * (b - r).pow(2).sum(1).mean())
 
-    class Linear(nn.Module):  # f(x) = <w, x>: grad = w everywhere, penalty (||w|| - 1)^2
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = nn.Parameter(torch.arange(12.0).view(1, 3, 2, 2) / 10)
 
-        def forward(self, x):
-            return (x * self.w).flatten(1).sum(1)
+def test_rerank_codes_are_the_shared_packing() -> None:
+    """pack_bits(R >= 0) = the MSB-first packing of HashingMethod.encode."""
+    model = KNNGAN(bits=24, lambda1=0, lambda2=0).eval()
+    images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
+    with torch.no_grad():
+        r = model(images)
+    assert torch.equal(torch.from_numpy(pack_bits(r >= 0)), model.encode(images))
 
-    critic = Linear()
-    real, fake = torch.rand(5, 3, 2, 2), torch.rand(5, 3, 2, 2)
-    norm = math.sqrt(sum((k / 10) ** 2 for k in range(12)))
-    gp = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(0))
-    assert gp.item() == pytest.approx((norm - 1) ** 2, rel=1e-5)
+
+def test_gan_nets_are_the_shared_networks() -> None:
+    model = KNNGAN(bits=8, gan_width=4, noise_dim=6, image_shape=(1, 12, 16), **FAST)
+    assert isinstance(model.generator, TransposedConvGenerator)
+    assert isinstance(model.critic, ConvCritic)
+    assert model.generator.shape == (1, 12, 16) and model.generator.width == 4
+    assert model.generator.fc[0].in_features == 8 + 6
 
 
 def test_straight_through_gives_binary_forward_and_identity_gradient() -> None:

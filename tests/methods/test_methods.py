@@ -32,7 +32,8 @@ def test_registry_entry_has_config_and_subclasses_base(key: str) -> None:
     config = REPO / "configs" / "methods" / f"{key}.yaml"
     assert config.is_file(), f"registered method {key} has no {config}"
     model = yaml.safe_load(config.read_text())["model"]
-    assert model["class_path"] == METHODS[key]
+    assert model["class_path"] == METHODS.path(key)
+    assert METHODS[key] is cls
 
 
 def test_unknown_method_is_a_clear_error() -> None:

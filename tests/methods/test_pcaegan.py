@@ -1,5 +1,8 @@
 """PC-AEGAN (seed 003) with its ablations PC-WGAN and DCH: formulas against hand / loop references,
-the alternating optimisation of eq. 17, non-finite losses, resuming, sample grids."""
+the alternating optimisation of eq. 17, non-finite losses, resuming, sample grids.
+
+The shared GAN parts are tested in tests/models/test_gan.py (G, D, C, image grids) and
+tests/losses/test_losses_adversarial.py (Wasserstein terms, gradient penalty)."""
 
 from __future__ import annotations
 
@@ -13,20 +16,12 @@ import pytest
 import torch
 
 import hashbench.methods.pcaegan as pm
-from hashbench.losses import pairwise_similarity
+import hashbench.methods.pcaegan_stage1 as stage1
+from hashbench.losses.base import pairwise_similarity
 from hashbench.methods.base import NonFiniteLossError
-from hashbench.methods.pcaegan import (
-    DCH,
-    PCAEGAN,
-    PCWGAN,
-    CodeDiscriminator,
-    Discriminator,
-    Generator,
-    code_reconstruction_loss,
-    gradient_penalty,
-    learn_approximate_codes,
-    pair_bce,
-)
+from hashbench.methods.pcaegan import DCH, PCAEGAN, PCWGAN, pair_bce
+from hashbench.methods.pcaegan_stage1 import code_reconstruction_loss, learn_approximate_codes
+from hashbench.models.gan import CodeDiscriminator, PairDiscriminator, UpsamplingGenerator
 
 N, C, SIZE = 20, 4, 16
 
@@ -107,13 +102,13 @@ def test_stage1_recovers_s_on_a_separable_case(monkeypatch):
     """Three classes, 8 bits: codes are equal exactly within a class and round(H H^T / q) = S."""
     y = torch.eye(3)[torch.arange(15) % 3]
     seen = []
-    real = pm.pairwise_similarity
+    real = stage1.pairwise_similarity
 
     def spy(a, b=None):
         seen.append(a.shape[0])
         return real(a, b)
 
-    monkeypatch.setattr(pm, "pairwise_similarity", spy)
+    monkeypatch.setattr(stage1, "pairwise_similarity", spy)
     u = learn_approximate_codes(y, 8, epochs=150, block=4, lr=0.1, seed=0)
     b = (u >= 0).float()
     s = real(y)
@@ -121,26 +116,6 @@ def test_stage1_recovers_s_on_a_separable_case(monkeypatch):
     same = (b[:, None, :] == b[None, :, :]).all(-1).float()
     assert torch.equal(same, s)
     assert torch.equal((b @ b.T / 8 >= 0.5).float(), s)
-
-
-def test_gradient_penalty_equals_hand_computation():
-    w = torch.tensor([0.5, -2.0, 1.0, 0.25])
-    real, fake = torch.randn(3, 4), torch.randn(3, 4)
-    # linear critic: the gradient is w everywhere
-    gp = gradient_penalty(lambda x: x @ w, real, fake)
-    assert gp.item() == pytest.approx((math.sqrt(5.3125) - 1) ** 2, rel=1e-6)
-    # quadratic critic sum x^2: gradient 2 x^ at x^ = a real + (1 - a) fake
-    a = torch.tensor([0.0, 0.3, 1.0])
-    gp = gradient_penalty(lambda x: x.pow(2).sum((1, 2)), real.view(3, 2, 2), fake.view(3, 2, 2), a)
-    ref = 0.0
-    for i in range(3):
-        x = [float(a[i] * real[i, k] + (1 - a[i]) * fake[i, k]) for k in range(4)]
-        ref += (math.sqrt(sum((2 * v) ** 2 for v in x)) - 1) ** 2
-    assert gp.item() == pytest.approx(ref / 3, rel=1e-6)
-    # differentiable in the critic's parameters (WGAN-GP trains through it)
-    lin = torch.nn.Linear(4, 1)
-    gradient_penalty(lambda x: lin(x).squeeze(1), real, fake).backward()
-    assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
 
 
 def test_pair_bce_matches_loops():
@@ -153,16 +128,41 @@ def test_pair_bce_matches_loops():
     assert pair_bce(logits, s).item() == pytest.approx(ref / 12, rel=1e-10)
 
 
-@pytest.mark.parametrize("channels,size", [(1, 28), (3, 32), (1, 16)])
-def test_networks_shapes(channels, size):
-    g = Generator(16, 8, channels, size, 4)
-    x = g(torch.rand(5, 16), torch.randn(5, 8))
-    assert x.shape == (5, channels, size, size) and x.abs().max() <= 1
-    score, emb = Discriminator(channels, 4, 16)(x)
-    assert score.shape == (5,) and emb.shape == (5, 16)
-    assert CodeDiscriminator(16, 8)(torch.rand(5, 16)).shape == (5,)
-    convs = [m for m in Discriminator(channels, 4, 16).modules() if isinstance(m, torch.nn.Conv2d)]
-    assert len(convs) == 5 and all(m.kernel_size == (4, 4) for m in convs)
+def test_gan_nets_are_the_shared_networks():
+    model = _model()
+    assert isinstance(model.generator, UpsamplingGenerator) and model.generator.width == 4
+    assert isinstance(model.discriminator, PairDiscriminator)
+    assert isinstance(model.code_discriminator, CodeDiscriminator)
+    x = model.generator(torch.rand(3, 8), torch.randn(3, 4))
+    assert x.shape == (3, 1, SIZE, SIZE)
+    score, emb = model.discriminator(x)
+    assert score.shape == (3,) and emb.shape == (3, 8)  # embed_dim = bits
+
+
+def test_gradient_penalties_of_d_and_c_are_the_shared_wgan_gp(monkeypatch):
+    """L_D and L_C add gp_weight x hashbench.losses.adversarial.gradient_penalty of D.score / C."""
+    model = _model(gp_weight=3.0)
+    calls = []
+    real_gp = pm.gradient_penalty
+
+    def spy(critic, real, fake, alpha=None, **kw):
+        calls.append(critic)
+        return real_gp(critic, real, fake, torch.full((len(real),), 0.5))
+
+    monkeypatch.setattr(pm, "gradient_penalty", spy)
+    real = torch.rand(4, 1, SIZE, SIZE) * 2 - 1
+    fake = torch.rand(4, 1, SIZE, SIZE) * 2 - 1
+    s = pairwise_similarity(torch.eye(C)[torch.tensor([0, 1, 0, 2])])
+    out = model.discriminator_loss(real, fake, s)
+    gp = real_gp(model.discriminator.score, real, fake, torch.full((4,), 0.5))
+    torch.testing.assert_close(out["GP_D"], gp)
+    torch.testing.assert_close(out["L_D"], out["L_DS_wd"] + 3.0 * gp + out["L_DC"])
+    codes, prior = torch.rand(4, 8), model.sample_prior(4)
+    c = model.code_critic_loss(codes, prior)
+    gp_c = real_gp(model.code_discriminator, prior, codes, torch.full((4,), 0.5))
+    torch.testing.assert_close(c["GP_C"], gp_c)
+    torch.testing.assert_close(c["L_C"], c["L_C_wd"] + 3.0 * gp_c)
+    assert calls[1] is model.code_discriminator
 
 
 def test_losses_of_the_model_match_their_parts():

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hashbench.data.base import HashDataModule, Split
+from hashbench.files import atomic_path
 
 
 def weights_tag(pretrained: bool | str, seed: int) -> str:
@@ -40,15 +40,8 @@ def weights_tag(pretrained: bool | str, seed: int) -> str:
 
 
 def _save_atomic(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, suffix=".npz.tmp") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import hashbench.data.features as F
+import hashbench.models.features as F
 from hashbench.data.fashion_mnist import FashionMNISTDataModule
 
 

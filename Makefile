@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data test test-all lint format bench bench-times train bench-baselines bench-index clean clean-cache
+.PHONY: help install data test test-all lint format bench bench-times train bench-baselines bench-index bench-metrics clean clean-cache
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -49,6 +49,15 @@ METHOD ?= dsh
 bench: install data ## the main job: sweep every method x bits x seed of benchmarks/DATASET.yaml (resumable) -> results/leaderboard.md
 	$(BIN)/hashbench bench --config benchmarks/$(DATASET).yaml --profile $(PROFILE)
 
+# `make train` checks METHOD and DATASET before anything is installed or downloaded.
+ifneq ($(filter train,$(MAKECMDGOALS)),)
+ifeq ($(wildcard configs/methods/$(METHOD).yaml),)
+$(error unknown METHOD=$(METHOD) (no configs/methods/$(METHOD).yaml); methods: $(sort $(basename $(notdir $(wildcard configs/methods/*.yaml)))))
+endif
+ifeq ($(wildcard configs/data/$(subst -,_,$(DATASET)).yaml),)
+$(error unknown DATASET=$(DATASET) (no configs/data/$(subst -,_,$(DATASET)).yaml); datasets: $(subst _,-,$(sort $(basename $(notdir $(wildcard configs/data/*.yaml))))))
+endif
+endif
 train: install data ## one run: train + test METHOD at BITS bits for EPOCHS epochs on DATASET (prints the best checkpoint)
 	$(BIN)/hashbench fit --config configs/methods/$(METHOD).yaml \
 	  --config configs/data/$(subst -,_,$(DATASET)).yaml --config configs/trainer/default.yaml \
@@ -62,6 +71,9 @@ bench-baselines: install data ## shallow baselines side by side (fit time, encod
 
 bench-index: install ## Faiss HammingIndex kinds: build time, top-100 and radius-2 query throughput
 	$(BIN)/python benchmarks/index_search.py
+
+bench-metrics: install ## metric engine vs a CalcTopMap port and torchmetrics: time, peak RSS (table of docs/metric_speed.md)
+	$(BIN)/python benchmarks/metric_speed.py
 
 clean: ## remove runs/ and caches (keeps .venv and data/)
 	rm -rf runs lightning_logs .pytest_cache .ruff_cache

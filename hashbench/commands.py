@@ -6,10 +6,18 @@ with those ids) and ``<out>/<split>.json`` (what made them).
 
 search: a checkpoint + an index + query images (files) or a split's query ids -> the top-k (or every
 item within ``--radius``) with Hamming distance, dataset id, labels and image path where known.
+
+Provenance: encode records in the index's sidecar (:attr:`HammingIndex.provenance`) what made the
+codes (the method class and a fingerprint of the checkpoint's weights, or the baseline), the bit
+length and the data (its key and a fingerprint of its items). search refuses an index whose record
+differs from its checkpoint and its dataset (the checkpoint's, or ``--config``'s), since codes of
+another model or ids of another dataset give wrong neighbours without any error. An index without
+a record (an older one) is searched with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -76,6 +84,67 @@ def _save_npy(path: str, array: np.ndarray) -> None:
         np.save(f, array)
 
 
+def model_fingerprint(model) -> str:
+    """A digest of a model's weights (names, dtypes, shapes, bytes): equal for the same checkpoint."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def data_fingerprint(dm) -> str:
+    """A digest of what a dataset id means: every item's image (pixels, or the path below the
+    root), labels and side, and the class names. Another dataset, or the same one read with other
+    files or labels, gives another digest; moving the dataset folder does not."""
+    arrays = dm.arrays
+    digest = hashlib.sha256()
+    digest.update(json.dumps(list(arrays.class_names)).encode())
+    digest.update(np.ascontiguousarray(arrays.labels).tobytes())
+    digest.update("\n".join(map(str, arrays.source)).encode())
+    if isinstance(arrays.images, np.ndarray):
+        digest.update(np.ascontiguousarray(arrays.images).tobytes())
+    else:
+        root = str(dm.root)
+        digest.update("\n".join(str(p).removeprefix(root) for p in arrays.images).encode())
+    return digest.hexdigest()[:16]
+
+
+def describe_source(prov: dict) -> str:
+    """``"DSH (16 bits, weights 1a2b...) from runs/best.ckpt"`` or ``"baseline lsh (32 bits)"``."""
+    if prov.get("kind") == "baseline":
+        return f"baseline {prov.get('baseline')} ({prov.get('bits')} bits)"
+    ckpt = f" from {prov['ckpt']}" if prov.get("ckpt") else ""
+    return (
+        f"{prov.get('method')} ({prov.get('bits')} bits, weights {prov.get('model_fingerprint')})"
+        f"{ckpt}"
+    )
+
+
+def provenance_mismatch(recorded: dict, current: dict) -> list[str]:
+    """What differs between an index's recorded provenance and the checkpoint + data at hand."""
+    problems = []
+    if recorded.get("kind") != current["kind"] or recorded.get("model_fingerprint") != current.get(
+        "model_fingerprint"
+    ):
+        problems.append(
+            f"its codes were made by {describe_source(recorded)}, not by this checkpoint, "
+            f"{describe_source(current)}"
+        )
+    elif recorded.get("bits") != current["bits"]:
+        problems.append(f"it holds {recorded.get('bits')}-bit codes, not {current['bits']}-bit")
+    if recorded.get("data_fingerprint") != current["data_fingerprint"]:
+        problems.append(
+            f"it was encoded from dataset {recorded.get('dataset')} (fingerprint "
+            f"{recorded.get('data_fingerprint')}), not {current['dataset']} (fingerprint "
+            f"{current['data_fingerprint']})"
+        )
+    return problems
+
+
 def encode_main(argv: list[str]) -> int:
     """``hashbench encode``: codes of a split on disk, with a Faiss index over them.
 
@@ -123,9 +192,10 @@ def encode_main(argv: list[str]) -> int:
         model = load_method(cfg.ckpt)
         dm = _datamodule(cfg, cfg.ckpt)
         dm.eval_batch_size = cfg.batch_size
+        source = method_source(model, cfg.ckpt)
         encoded = encode_split(model, dm, cfg.split, cfg.device, progress=True)
         codes, ids = encoded.codes, encoded.ids
-        bits, source = model.bits, {"ckpt": str(cfg.ckpt), "method": type(model).__name__}
+        bits = model.bits
     else:
         from hashbench.baselines import SUPERVISED
         from hashbench.baselines.evaluate import make_baseline
@@ -139,22 +209,27 @@ def encode_main(argv: list[str]) -> int:
         hasher.fit(cache.split("train"), dm.labels("train") if cfg.baseline in SUPERVISED else None)
         codes, ids = hasher.encode(cache.split(cfg.split)), dm.split[cfg.split]
         bits = cfg.bits
-        source = {"baseline": cfg.baseline, "features": cfg.features, "method": cfg.baseline}
+        source = {
+            "kind": "baseline",
+            "baseline": cfg.baseline,
+            "features": cfg.features,
+            "method": cfg.baseline,
+            "bits": bits,
+        }
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     index = HammingIndex(bits, kind=cfg.index)
     index.add(codes, ids)
+    index.provenance = {
+        **source,
+        "dataset": dm.key,
+        "data_fingerprint": data_fingerprint(dm),
+        "split": cfg.split,
+    }
     index.save(out / f"{cfg.split}.faissb")
     _save_atomic(out / f"{cfg.split}.codes.npy", lambda p: _save_npy(p, codes))
     _save_atomic(out / f"{cfg.split}.ids.npy", lambda p: _save_npy(p, ids))
-    meta = {
-        **source,
-        "bits": bits,
-        "dataset": dm.key,
-        "split": cfg.split,
-        "n": int(len(ids)),
-        "index": cfg.index,
-    }
+    meta = {**index.provenance, "n": int(len(ids)), "index": cfg.index}
     _save_atomic(
         out / f"{cfg.split}.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2))
     )
@@ -163,6 +238,53 @@ def encode_main(argv: list[str]) -> int:
         f"index {out / (cfg.split + '.faissb')}"
     )
     return 0
+
+
+def method_source(model, ckpt: str) -> dict:
+    """The provenance of codes made by a trained method (see :func:`provenance_mismatch`)."""
+    cls = type(model)
+    return {
+        "kind": "method",
+        "method": cls.__name__,
+        "class_path": f"{cls.__module__}.{cls.__qualname__}",
+        "model_fingerprint": model_fingerprint(model),
+        "ckpt": str(ckpt),
+        "bits": int(model.bits),
+    }
+
+
+def check_index(index, index_path: str, model, ckpt: str, dm) -> None:
+    """Refuse an index made by another model, at another bit length or from other data.
+
+    Raises:
+        ValueError: one line naming the index and the checkpoint and what differs.
+    """
+    if index.provenance is None:
+        print(
+            f"hashbench search: warning: {index_path} records no provenance (written before "
+            f"hashbench recorded it), so it cannot be checked to hold codes of {ckpt} for "
+            f"{dm.key}; re-encode it with `hashbench encode --ckpt {ckpt}` to have it checked",
+            file=sys.stderr,
+        )
+        if index.bits != model.bits:
+            raise ValueError(
+                f"{index_path} holds {index.bits}-bit codes but {ckpt} makes {model.bits}-bit "
+                f"codes: encode the database with this checkpoint (hashbench encode --ckpt {ckpt})"
+            )
+        return
+    current = {
+        **method_source(model, ckpt),
+        "dataset": dm.key,
+        "data_fingerprint": data_fingerprint(dm),
+    }
+    problems = provenance_mismatch(index.provenance, current)
+    if problems:
+        raise ValueError(
+            f"index {index_path} does not belong to checkpoint {ckpt}: {'; '.join(problems)}. "
+            f"Encode the database with this checkpoint (hashbench encode --ckpt {ckpt} "
+            "--split database --out DIR, with the same --config as search), or search with the "
+            "checkpoint and dataset that made the index"
+        )
 
 
 def read_query_image(path: str, channels: int, size: tuple[int, int]) -> np.ndarray:
@@ -211,12 +333,15 @@ def search_main(argv: list[str]) -> int:
     model = load_method(cfg.ckpt)
     dm = _datamodule(cfg, cfg.ckpt)
     index = HammingIndex.load(cfg.index)
-    if index.bits != model.bits:
-        raise SystemExit(
-            f"{cfg.index} holds {index.bits}-bit codes but {cfg.ckpt} makes "
-            f"{model.bits}-bit codes: encode the database with this checkpoint"
-        )
+    check_index(index, cfg.index, model, cfg.ckpt, dm)
     arrays = dm.arrays
+    n = len(arrays.labels)
+    bad = [q for q in cfg.query_ids if not 0 <= q < n]
+    if bad:
+        raise ValueError(
+            f"--query_ids {bad}: {dm.key} has dataset ids 0 to {n - 1}; take ids from the "
+            f"query split (e.g. {dm.split['query'][:3].tolist()})"
+        )
     names, images = [], []
     sample = dm.dataset("database").image(int(dm.split["database"][0]))
     for path in cfg.image:
@@ -233,6 +358,12 @@ def search_main(argv: list[str]) -> int:
     else:
         results = index.range_search(codes, cfg.radius)
     paths = None if isinstance(arrays.images, np.ndarray) else arrays.images
+    beyond = [int(i) for _, found in results for i in found if i >= n]
+    if beyond:
+        raise ValueError(
+            f"{cfg.index} answers dataset id {beyond[0]}, but {dm.key} has ids 0 to {n - 1}: "
+            f"the index was not encoded from this dataset; re-encode it with --ckpt {cfg.ckpt}"
+        )
 
     def describe(i: int) -> dict:
         labels = [arrays.class_names[c] for c in np.flatnonzero(arrays.labels[i])]
@@ -292,10 +423,12 @@ def baseline_main(argv: list[str]) -> int:
             "hashbench baseline: give the dataset, e.g. --config configs/data/fashion_mnist.yaml"
         )
     from hashbench.baselines.evaluate import fit_and_evaluate, scalar_metrics
+    from hashbench.data.summary import split_summary
     from hashbench.retrieval.codes import check_bits
 
     check_bits(cfg.bits)
     dm = _datamodule(cfg, "")
+    print(split_summary(dm), file=sys.stderr if cfg.json else sys.stdout, flush=True)
     result = scalar_metrics(
         fit_and_evaluate(cfg.baseline, cfg.bits, dm, cfg.features, cfg.pretrained, cfg.seed)
     )

@@ -4,7 +4,9 @@ Every writer in hashbench (records, splits, feature caches, codes, indexes, figu
 stage 1) goes through :func:`atomic_path`: the content is written to a temporary file in the
 destination's folder (same file system), then renamed over the destination with ``os.replace``,
 which is atomic on POSIX and Windows. A writer that raises or is killed leaves at most a temporary
-file (``.<name>.*<suffix>``), never a truncated destination.
+file (``.<name>.*<suffix>``), never a truncated destination. The file gets the mode a plain
+``open(path, "w")`` would give it (``0666`` less the process umask), not ``mkstemp``'s ``0600``, so
+records, leaderboards, splits and codes are as readable as any other file the user writes.
 
 This module sits at the bottom of the layers (standard library only): every package may use it.
 """
@@ -40,9 +42,13 @@ def atomic_path(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
     tmp = Path(name)
     try:
+        try:
+            if hasattr(os, "fchmod"):  # POSIX; Windows has no umask to honour
+                os.fchmod(fd, 0o666 & ~current_umask())
+        finally:
+            os.close(fd)
         yield tmp
         if fsync:
             with open(tmp, "rb+") as f:
@@ -50,6 +56,20 @@ def atomic_path(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (briefly process-wide)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, fsync: bool = False) -> None:

@@ -10,11 +10,18 @@ Configs compose: ``--config configs/methods/dsh.yaml --config configs/data/fashi
 With ``--ckpt_path`` the checkpoint's hyper-parameters replace the model's config (Lightning), and
 then the model flags typed on the command line are put back on top: ``hashbench test --config ...
 --ckpt_path best.ckpt --model.init_args.rerank 100`` tests with ``rerank = 100``.
+
+Argument errors are raised (``exit_on_error=False``), not printed with the whole usage, so
+:func:`hashbench.cli.main` reports them as one message. ``fit`` prints the data and split sizes
+before training; ``test`` and ``validate`` print one metric table (the metrics are computed once,
+over query against database, so Lightning's one column per dataloader would repeat them).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -39,7 +46,10 @@ class HashbenchCLI(LightningCLI):
             seed_everything_default=0,
             args=args,
             run=run,
-            parser_kwargs={"description": "hashbench: train and evaluate hashing methods"},
+            parser_kwargs={
+                "description": "hashbench: train and evaluate hashing methods",
+                "exit_on_error": False,
+            },
         )
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -57,17 +67,65 @@ class HashbenchCLI(LightningCLI):
             if full in before and full in self.config:
                 self.config[full] = before[full]
 
+    def before_fit(self) -> None:
+        """Refuse a run that cannot give what was asked; say what data and splits it trains on."""
+        test_after_fit = self.config[self.subcommand].get("test_after_fit")
+        if test_after_fit and self.trainer.max_epochs == 0:
+            raise ValueError(
+                "--trainer.max_epochs 0 trains nothing, so --test_after_fit true has no best "
+                "checkpoint to test: set --trainer.max_epochs 1 or more, or test an existing "
+                "checkpoint with `hashbench test ... --ckpt_path PATH`"
+            )
+        self._print_data()
+
     def after_fit(self) -> None:
         ckpt = self.trainer.checkpoint_callback
-        if ckpt is not None and ckpt.best_model_path and self.trainer.is_global_zero:
+        best = ckpt.best_model_path if ckpt is not None else ""
+        if best and self.trainer.is_global_zero:
             print(
-                f"\nbest checkpoint (val/mAP={float(ckpt.best_model_score or 0):.4f}): "
-                f"{ckpt.best_model_path}\n"
-                "evaluate it with: hashbench test <same --config files> "
-                f"--ckpt_path {ckpt.best_model_path}"
+                f"\nbest checkpoint (val/mAP={float(ckpt.best_model_score or 0):.4f}): {best}\n"
+                f"evaluate it with: hashbench test <same --config files> --ckpt_path {best}"
             )
         if self.config[self.subcommand].get("test_after_fit"):
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
+            if not best:
+                raise ValueError(
+                    "--test_after_fit: no checkpoint was saved, so there is nothing to test "
+                    "(validation never ran: check --trainer.limit_val_batches and "
+                    "--trainer.check_val_every_n_epoch)"
+                )
+            self.test(model=self.model, datamodule=self.datamodule, ckpt_path="best")
+
+    def test(self, verbose: bool = True, **kwargs: Any) -> list[dict[str, float]]:
+        """``Trainer.test`` printing one metric table instead of one column per dataloader."""
+        results = self.trainer.test(verbose=False, **kwargs)
+        if verbose and self.trainer.is_global_zero:
+            print(metric_table(results[0] if results else {}, "test"))
+        return results
+
+    def validate(self, verbose: bool = True, **kwargs: Any) -> list[dict[str, float]]:
+        """``Trainer.validate`` printing one metric table (see :meth:`test`)."""
+        results = self.trainer.validate(verbose=False, **kwargs)
+        if verbose and self.trainer.is_global_zero:
+            print(metric_table(results[0] if results else {}, "validate"))
+        return results
+
+    def _print_data(self) -> None:
+        from hashbench.data.summary import split_summary
+
+        if self.datamodule is not None and self.trainer.is_global_zero:
+            print(split_summary(self.datamodule), flush=True)
+
+
+def metric_table(metrics: Mapping[str, float], stage: str) -> str:
+    """The metrics of one evaluation (query against database) as a two-column table."""
+    if not metrics:
+        return f"{stage}: no metrics were logged"
+    rows = sorted((str(k).split("/dataloader_idx_")[0], float(v)) for k, v in metrics.items())
+    width = max(len(f"{stage} metric"), *(len(k) for k, _ in rows))
+    rule = "-" * (width + 14)
+    lines = [rule, f"{f'{stage} metric':<{width}}  {'query vs db':>12}", rule]
+    lines += [f"{k:<{width}}  {v:>12.4f}" for k, v in rows]
+    return "\n".join([*lines, rule])
 
 
 def typed_model_keys(argv: list[str]) -> list[str]:

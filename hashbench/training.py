@@ -56,6 +56,32 @@ class TrainingRun:
     trainer: Any  # lightning.pytorch.Trainer
 
 
+def validation_history():
+    """A Lightning callback keeping ``val/*`` after every validation: ``.history`` is a list of
+    ``{"epoch": e, "val/mAP": ...}`` (epoch counted from 0, as checkpoint names do)."""
+    from lightning.pytorch.callbacks import Callback
+
+    class ValidationHistory(Callback):
+        def __init__(self) -> None:
+            self.history: list[dict[str, float]] = []
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            if trainer.sanity_checking:
+                return
+            values = {
+                k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")
+            }
+            if values:
+                self.history.append({"epoch": int(trainer.current_epoch), **values})
+
+        def best(self, monitor: str = "val/mAP") -> dict[str, float] | None:
+            """The entry with the highest ``monitor`` (the first of equals), or ``None``."""
+            scored = [h for h in self.history if monitor in h]
+            return max(scored, key=lambda h: h[monitor]) if scored else None
+
+    return ValidationHistory()
+
+
 def add_arguments(parser) -> None:
     """The arguments and defaults hashbench adds to Lightning's (shared by the CLI and this module)."""
     parser.set_defaults(TRAINER_DEFAULTS)

@@ -35,7 +35,7 @@ case "$dataset" in
     [ -f data/nus-wide/ImageList/Imagelist.txt ] || [ -f data/nus-wide/train.txt ] || {
       echo "NUS-WIDE not found under data/nus-wide/. Expected either the distributed layout" >&2
       echo "  data/nus-wide/ImageList/Imagelist.txt, data/nus-wide/Groundtruth/AllLabels/Labels_<concept>.txt," >&2
-      echo "  data/nus-wide/NUS_WID_Tags/All_Tags.txt and the images under data/nus-wide/images/" >&2
+      echo "  data/nus-wide/NUS_WID_Tags/All_Tags.txt and the images under data/nus-wide/Flickr/<category>/<image>.jpg" >&2
       echo "or hashing list files data/nus-wide/{train,test}.txt ('path 0 1 0 ...' with 21 or 81 labels)." >&2
       echo "NUS-WIDE is not downloadable automatically; see README.md, 'Datasets'." >&2; exit 1; } ;;
   *)

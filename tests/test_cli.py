@@ -83,19 +83,23 @@ def test_print_config_composes(fashion_mnist_root: Path, capsys) -> None:
     assert "bits: 64" in out and "FashionMNISTDataModule" in out and "seed_everything: 0" in out
 
 
-def test_bad_bits_fails_at_configuration(fashion_mnist_root: Path, tmp_path: Path) -> None:
-    with pytest.raises((ValueError, SystemExit)):
-        main(
-            [
-                "fit",
-                "--config",
-                str(REPO / "configs/methods/dsh.yaml"),
-                "--model.init_args.bits",
-                "12",
-                *fixture_data_args(fashion_mnist_root),
-                *quick_trainer_args(tmp_path),
-            ]
-        )
+def test_bad_bits_fails_at_configuration(fashion_mnist_root: Path, tmp_path: Path, capsys) -> None:
+    argv = [
+        "fit",
+        "--config",
+        str(REPO / "configs/methods/dsh.yaml"),
+        "--model.init_args.bits",
+        "12",
+        *fixture_data_args(fashion_mnist_root),
+        *quick_trainer_args(tmp_path),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hashbench fit: error: bits=12 is not a valid code length")
+    assert "Union subtypes" not in err and "NoneType" not in err and "Traceback" not in err
+    assert not list(tmp_path.rglob("*.ckpt"))  # nothing was trained
+    with pytest.raises(ValueError, match="multiple of 8"):
+        main([*argv, "--debug"])  # --debug: the exception and its traceback
 
 
 def test_typed_model_keys() -> None:

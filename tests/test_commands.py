@@ -128,9 +128,10 @@ def test_search_by_id_and_by_image(checkpoint: Path, tmp_path: Path, fashion_mni
     assert "rank" in capsys.readouterr().out
 
 
-def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="hashbench fit"):
-        main(["encode", "--ckpt", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path)])
+def test_missing_checkpoint_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    assert main(["encode", "--ckpt", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "nope.ckpt not found" in err and "hashbench fit" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("name", ["itq", "sdh"])
@@ -155,18 +156,18 @@ def test_baseline_command_fits_and_evaluates(name: str, fashion_mnist_root: Path
     assert {"P@H<=2", "AUC", "encode_per_s"} <= set(result)
 
 
-def test_baseline_command_rejects_bad_bits(fashion_mnist_root: Path) -> None:
-    with pytest.raises(ValueError, match="multiple of 8"):
-        main(
-            [
-                "baseline",
-                "--baseline",
-                "lsh",
-                "--bits",
-                "12",
-                *fixture_data_args(fashion_mnist_root),
-            ]
-        )
+def test_baseline_command_rejects_bad_bits(fashion_mnist_root: Path, capsys) -> None:
+    argv = ["baseline", "--baseline", "lsh", "--bits", "12", *fixture_data_args(fashion_mnist_root)]
+    assert main(argv) == 2
+    assert "multiple of 8" in capsys.readouterr().err
+
+
+def test_baseline_prints_the_split_sizes(fashion_mnist_root: Path, capsys) -> None:
+    argv = ["baseline", "--baseline", "lsh", "--bits", "16", *fixture_data_args(fashion_mnist_root)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "720 images, 10 classes" in out and "train 500" in out and "query 100" in out
+    assert out.index("train 500") < out.index("mAP")  # before the results
 
 
 def test_encode_with_a_baseline(fashion_mnist_root: Path, tmp_path: Path) -> None:
@@ -193,6 +194,104 @@ def test_encode_with_a_baseline(fashion_mnist_root: Path, tmp_path: Path) -> Non
     assert HammingIndex.load(out / "query.faissb").ntotal == meta["n"] == 100
 
 
-def test_encode_needs_exactly_one_source(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="either --ckpt"):
-        main(["encode", "--out", str(tmp_path)])
+def test_encode_needs_exactly_one_source(tmp_path: Path, capsys) -> None:
+    assert main(["encode", "--out", str(tmp_path)]) == 2
+    assert "either --ckpt" in capsys.readouterr().err
+
+
+# -- search refuses an index that another model or another dataset made ----------------------------
+
+
+def _search(checkpoint: Path, index: Path, *extra: str) -> list[str]:
+    return [
+        "search",
+        "--ckpt",
+        str(checkpoint),
+        "--index",
+        str(index),
+        "--query_ids",
+        "[3]",
+        *extra,
+    ]
+
+
+def _refusal(capsys) -> str:
+    """The error line; it must name the index and the checkpoint on one line."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    first = err.splitlines()[0]
+    assert first.startswith("hashbench search: error: index ")
+    return first
+
+
+def test_encode_records_provenance_in_the_index(checkpoint: Path, tmp_path: Path) -> None:
+    main(["encode", "--ckpt", str(checkpoint), "--out", str(tmp_path)])
+    prov = HammingIndex.load(tmp_path / "database.faissb").provenance
+    assert prov["kind"] == "method" and prov["class_path"] == "hashbench.methods.dsh.DSH"
+    assert prov["bits"] == 16 and prov["dataset"].startswith("fashion-mnist/tiny-seed0")
+    assert len(prov["model_fingerprint"]) == len(prov["data_fingerprint"]) == 16
+
+
+def test_search_refuses_a_baseline_index(
+    checkpoint: Path, fashion_mnist_root: Path, tmp_path: Path, capsys
+) -> None:
+    encode = ["encode", "--baseline", "lsh", "--bits", "32", "--out", str(tmp_path)]
+    assert main([*encode, *fixture_data_args(fashion_mnist_root)]) == 0
+    capsys.readouterr()
+    assert main(_search(checkpoint, tmp_path / "database.faissb")) == 2
+    line = _refusal(capsys)
+    assert str(tmp_path / "database.faissb") in line and str(checkpoint) in line
+    assert "baseline lsh (32 bits)" in line and "DSH (16 bits" in line
+
+
+def test_search_refuses_an_index_of_another_checkpoint(
+    checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    import torch
+
+    other = tmp_path / "other.ckpt"
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    name = next(k for k, v in saved["state_dict"].items() if v.is_floating_point())
+    saved["state_dict"][name] = saved["state_dict"][name] + 1.0  # same method and bits
+    torch.save(saved, other)
+    main(["encode", "--ckpt", str(other), "--out", str(tmp_path)])
+    capsys.readouterr()
+    assert main(_search(checkpoint, tmp_path / "database.faissb")) == 2
+    line = _refusal(capsys)
+    assert str(other) in line and str(checkpoint) in line and "not by this checkpoint" in line
+
+
+def test_search_refuses_an_index_of_another_dataset(
+    checkpoint: Path, mnist_root: Path, tmp_path: Path, capsys
+) -> None:
+    mnist = fixture_data_args(mnist_root)  # same format and key, other images
+    assert main(["encode", "--ckpt", str(checkpoint), *mnist, "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(_search(checkpoint, tmp_path / "database.faissb")) == 2
+    line = _refusal(capsys)
+    assert str(checkpoint) in line and "was encoded from dataset" in line
+    # the same data given to search as well: the index belongs to it
+    assert main([*_search(checkpoint, tmp_path / "database.faissb"), *mnist]) == 0
+
+
+def test_search_warns_about_an_index_without_provenance(
+    checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    main(["encode", "--ckpt", str(checkpoint), "--out", str(tmp_path)])
+    sidecar = tmp_path / "database.faissb.json"
+    meta = json.loads(sidecar.read_text())
+    del meta["provenance"]  # as written before provenance was recorded
+    sidecar.write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert main(_search(checkpoint, tmp_path / "database.faissb")) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "records no provenance" in err
+
+
+def test_search_rejects_unknown_query_ids(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    main(["encode", "--ckpt", str(checkpoint), "--out", str(tmp_path)])
+    capsys.readouterr()
+    argv = ["search", "--ckpt", str(checkpoint), "--index", str(tmp_path / "database.faissb")]
+    assert main([*argv, "--query_ids", "[999999]"]) == 2
+    err = capsys.readouterr().err
+    assert "--query_ids [999999]" in err and "ids 0 to 719" in err and "Traceback" not in err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,16 @@ def test_temporary_is_beside_the_target_with_the_suffix(tmp_path: Path) -> None:
         assert not target.exists()  # nothing at the destination until the block succeeds
         tmp.write_bytes(b"x")
     assert target.read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_files_get_the_users_umask_not_0600(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        files.write_text_atomic(tmp_path / "record.json", "{}")
+        with files.atomic_path(tmp_path / "codes.npy") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    for name in ("record.json", "codes.npy"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask

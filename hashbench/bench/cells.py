@@ -215,11 +215,14 @@ def resolve_deep(cfg: BenchConfig, cell: Cell, root_dir: Path, progress: bool) -
 
 def deep_cell_config(cfg: BenchConfig, cell: Cell, training_config: dict) -> dict:
     """The hashed configuration of a deep cell."""
+    from hashbench.data.protocols import SPLIT_VERSION
+
     return {
         "kind": "deep",
         "method": cell.method,
         "base": cfg.base(cell.method),
         "fit": hashable_config(training_config),
+        "split_layout": SPLIT_VERSION,
     }
 
 
@@ -253,6 +256,7 @@ def _init_defaults(cls: type) -> dict[str, Any]:
 def baseline_config(cfg: BenchConfig, cell: Cell, data_cfg: dict) -> dict:
     """The hashed configuration of a baseline cell (the tie rule is the evaluation default)."""
     from hashbench.baselines import get_baseline
+    from hashbench.data.protocols import SPLIT_VERSION
     from hashbench.retrieval.evaluation import DEFAULT_TIES
 
     params = _init_defaults(get_baseline(cell.method))
@@ -266,4 +270,5 @@ def baseline_config(cfg: BenchConfig, cell: Cell, data_cfg: dict) -> dict:
         "data": data_cfg,
         "metrics": "as the deep methods' test",
         "ties": DEFAULT_TIES,
+        "split_layout": SPLIT_VERSION,
     }

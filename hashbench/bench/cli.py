@@ -8,9 +8,10 @@
     hashbench bench --config benchmarks/fashion-mnist.yaml --profile paper --results results/paper
     hashbench bench --leaderboard_only true --results results        # tables + figures from records
 
-Exit status: 0 when every cell that ran succeeded, 1 when a cell failed (its record says why; the
-sweep went on and the leaderboard was written), 2 for a bad configuration or missing data (nothing
-was run or written).
+Exit status (:data:`EXIT_OK` ...): 0 when every cell that ran succeeded, 1 when a cell failed (its
+record says why; the sweep went on and the leaderboard was written), 2 for a bad configuration or
+missing data (nothing was run or written), 130 when interrupted (Ctrl+C; the finished cells are
+recorded and the same command resumes).
 
 Only the standard library is imported until a sweep starts, so ``--help`` is instant.
 """
@@ -18,13 +19,53 @@ Only the standard library is imported until a sweep starts, so ``--help`` is ins
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+#: Exit codes of ``hashbench`` (all subcommands; ``docs/bench.md`` and README.md list them).
+EXIT_OK = 0
+EXIT_CELL_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a process stopped by Ctrl+C
 
 DESCRIPTION = (
     "Run every (method, bits, seed) cell of a benchmark grid (benchmarks/<dataset>.yaml), one JSON "
     "record per cell under <results>/raw/, then write <results>/leaderboard.md, leaderboard.csv "
     "and figures/. Cells already recorded with the same configuration are skipped (resume)."
 )
+
+
+@contextmanager
+def watch_interrupts() -> Iterator[list[bool]]:
+    """Note a Ctrl+C (SIGINT) in the yielded list, even when a library turns it into another exit.
+
+    Lightning catches the ``KeyboardInterrupt`` of a Ctrl+C during training and calls
+    ``sys.exit(1)``, which would read as "a cell failed"; the list tells the caller it was an
+    interrupt. The handler raises ``KeyboardInterrupt`` as Python's own does. Outside the main
+    thread, or when SIGINT is ignored or not Python's default handler, nothing is installed.
+    """
+    seen: list[bool] = []
+    previous = signal.getsignal(signal.SIGINT) if _main_thread() else None
+    if previous is not signal.default_int_handler:
+        yield seen
+        return
+
+    def handler(signum, frame) -> None:
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _bool(text: str) -> bool:
@@ -94,12 +135,12 @@ def _write_leaderboard(results: str, figures: bool) -> int:
             "(hashbench bench --config benchmarks/<dataset>.yaml)",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_BAD_INPUT
     out = write_leaderboard(results, figures=figures)
     print(f"wrote {out['markdown']} and {out['csv']}")
     if figures:
         print(f"wrote {len(out['figures'])} figure(s) under {out['markdown'].parent / 'figures'}")
-    return 0
+    return EXIT_OK
 
 
 def bench_main(argv: list[str]) -> int:
@@ -113,33 +154,40 @@ def bench_main(argv: list[str]) -> int:
             "(or --leaderboard_only true)",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_BAD_INPUT
     from hashbench.bench.config import BenchConfigError, DataMissingError
     from hashbench.bench.sweep import run_benchmark
 
-    try:
-        report = run_benchmark(
-            args.config,
-            results=args.results,
-            profile=args.profile,
-            only=args.only,
-            shard=args.shard,
-            dry_run=args.dry_run,
-            data_root=args.data_root,
-            runs_dir=args.runs_dir,
-            progress=args.progress,
-            leaderboard=args.leaderboard,
-            figures=args.figures,
-            keep_checkpoints=args.keep_checkpoints,
-            retry_failed=args.retry_failed,
-        )
-    except DataMissingError as e:
-        print(str(e), file=sys.stderr)
-        return 2
-    except BenchConfigError as e:
-        print(f"hashbench bench: {e}", file=sys.stderr)
-        return 2
-    return 1 if report.failed else 0
+    with watch_interrupts() as interrupted:
+        try:
+            report = run_benchmark(
+                args.config,
+                results=args.results,
+                profile=args.profile,
+                only=args.only,
+                shard=args.shard,
+                dry_run=args.dry_run,
+                data_root=args.data_root,
+                runs_dir=args.runs_dir,
+                progress=args.progress,
+                leaderboard=args.leaderboard,
+                figures=args.figures,
+                keep_checkpoints=args.keep_checkpoints,
+                retry_failed=args.retry_failed,
+            )
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        except SystemExit:
+            if interrupted:  # Lightning's exit(1) after a Ctrl+C during training
+                return EXIT_INTERRUPTED
+            raise
+        except DataMissingError as e:
+            print(str(e), file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except BenchConfigError as e:
+            print(f"hashbench bench: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    return EXIT_CELL_FAILED if report.failed else EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -157,6 +157,31 @@ def codes_from_test_pass(model, timer, n_query: int, n_database: int):
     return q, db, timer.seconds[0], timer.seconds[1]
 
 
+def training_summary(trainer, history) -> dict:
+    """Epochs run, whether early stopping ended training, the best epoch on ``val/mAP`` with its
+    ``val/*`` values, and the per-epoch validation history."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    best = history.best()
+    stopper = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
+    return {
+        "epochs_run": int(trainer.current_epoch),
+        "max_epochs": trainer.max_epochs,
+        "min_epochs": trainer.min_epochs,
+        "early_stopping": None
+        if stopper is None
+        else {
+            "monitor": stopper.monitor,
+            "patience": stopper.patience,
+            "min_delta": abs(stopper.min_delta),
+        },
+        "stopped_early": bool(stopper is not None and stopper.stopped_epoch > 0),
+        "best_epoch": None if best is None else int(best["epoch"]),
+        "best_val": None if best is None else {k: v for k, v in best.items() if k != "epoch"},
+        "val_history": history.history,
+    }
+
+
 # -- the two kinds of cell --------------------------------------------------------------------------
 def run_baseline(cfg: BenchConfig, cell, datamodule, features: FeatureStore) -> dict:
     """Fit and evaluate a shallow baseline on features computed once per sweep."""
@@ -226,11 +251,12 @@ def run_deep(
 
     from hashbench.methods import method_class
     from hashbench.retrieval.evaluation import encode_split, protocol_facts, split_metrics
-    from hashbench.training import build
+    from hashbench.training import build, validation_history
 
     if root.exists():
         shutil.rmtree(root)
-    callbacks = [] if bar is None else [make_epoch_display(bar)]
+    history = validation_history()
+    callbacks = [history] if bar is None else [history, make_epoch_display(bar)]
     run = build(training_config, callbacks=callbacks)
     model, dm, trainer = run.model, run.datamodule, run.trainer
     shared = shared_datamodule is not None and dm.share_loaded_data(shared_datamodule)
@@ -283,6 +309,7 @@ def run_deep(
         "run_dir": display_path(root),
         "best_checkpoint": display_path(Path(best)) if best else None,
         "best_val_mAP": _float(ckpt.best_model_score) if ckpt else None,
+        "training": training_summary(trainer, history),
     }
     tag_source = model.hparams.get("tag_source")  # weakly supervised methods (wsdh)
     if tag_source:

@@ -26,7 +26,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hashbench.data.protocols import SPLITS, Protocol, get_protocol, load_or_create_split
+from hashbench.data.protocols import (
+    SPLIT_VERSION,
+    SPLITS,
+    Protocol,
+    get_protocol,
+    load_or_create_split,
+)
 
 Split = Literal["train", "val_query", "val_database", "query", "database"]
 
@@ -188,15 +194,15 @@ class HashDataModule(L.LightningDataModule):
         if self._split is None:
             a = self.arrays
             self._split = load_or_create_split(
-                self.split_dir, self.protocol, a.labels, a.source, self.seed
+                self.split_dir, self.protocol, a.labels, a.source, self.seed, a.class_names
             )
         return self._split
 
     def share_loaded_data(self, other: HashDataModule) -> bool:
         """Reuse ``other``'s already-read arrays and split when they are the same data; says whether.
 
-        Only when both are the same class with the same root, protocol, split seed, image size and
-        every other constructor argument both record (so the same files would be read). The arrays
+        Only when both are the same class with the same root, protocol, split seed and every other
+        constructor argument both record (image size included) (so the same files would be read). The arrays
         object is a shallow copy, so a method that replaces one of its fields (tags, say) does not
         change what ``other`` holds. A sweep uses this to read a dataset once for all its cells.
         """
@@ -209,7 +215,6 @@ class HashDataModule(L.LightningDataModule):
             and self.root.resolve() == other.root.resolve()
             and self.protocol == other.protocol
             and self.seed == other.seed
-            and self.image_size == other.image_size
             and all(mine[k] == theirs[k] for k in common)
         ):
             return False
@@ -232,8 +237,9 @@ class HashDataModule(L.LightningDataModule):
 
     @property
     def key(self) -> str:
-        """Identifies the data a model sees: dataset, protocol and split seed (cache keys, records)."""
-        return f"{self.name}/{self.protocol.name}-seed{self.seed}"
+        """Identifies the data a model sees: dataset, protocol, split seed and split layout (cache
+        keys, records)."""
+        return f"{self.name}/{self.protocol.name}-seed{self.seed}-split{SPLIT_VERSION}"
 
     def labels(self, split: Split) -> np.ndarray:
         """Multi-hot labels of ``split``."""

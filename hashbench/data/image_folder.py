@@ -11,6 +11,17 @@ Classes are the sub-folder names sorted by name (the union of both sides in ``tr
 are one-hot. Image files are found by extension (see :data:`IMAGE_EXTENSIONS`, any case), in
 sub-folders too, in sorted order; hidden files and folders and ``<root>/splits`` (where hashbench
 writes its split files) are ignored. A class folder without images is left out with a warning.
+
+Every image is decoded once when the dataset is first read (:mod:`hashbench.data.integrity`, cached
+in ``<root>/splits/image-check.json``); files that do not decode are left out and counted in one
+warning, so a damaged file cannot stop a run after training.
+
+Defaults for data of any size (both also apply to :mod:`~hashbench.data.image_list`):
+
+- ``image_size: null`` = the images' native size: the larger side of the most common image size,
+  at most 224 (28 px digits stay 28 px; photos become 224 px).
+- ``num_workers: null`` = :func:`default_num_workers`: 0 on a machine with 2 or fewer usable CPU
+  cores, else ``min(4, cores - 1)``.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import numpy as np
 from lightning.pytorch.utilities import rank_zero_warn
 
 from hashbench.data.base import DatasetArrays, DatasetNotFoundError, HashDataModule
+from hashbench.data.integrity import ImageCheck, drop_unreadable, native_side
 
 IMAGE_EXTENSIONS = (
     ".jpg",
@@ -44,6 +56,38 @@ LAYOUT = (
     f"<root>/test/<class>/<image files> (or <root>/val/...); image extensions: "
     f"{', '.join(IMAGE_EXTENSIONS)}."
 )
+
+
+def default_num_workers() -> int:
+    """DataLoader workers when ``num_workers`` is not set: 0 on <= 2 usable cores, else
+    ``min(4, cores - 1)`` (one core stays with the training loop)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(4, cores - 1)
+
+
+def check_files(
+    dm: HashDataModule, paths: list[str], where: str, enabled: bool = True
+) -> tuple[np.ndarray, ImageCheck]:
+    """The decode check of ``paths`` (cached under ``dm.split_dir``) and, when ``dm.image_size`` is
+    ``None``, the native size resolved into it. Returns the mask of files to keep and the check."""
+    if enabled:
+        names = [_relative(p, dm.root) for p in paths]
+        keep, check = drop_unreadable(paths, dm.split_dir, where, names)
+    else:
+        keep, check = np.ones(len(paths), dtype=bool), ImageCheck()
+    if dm.image_size is None:
+        dm.image_size = native_side(check, [p for p, k in zip(paths, keep, strict=True) if k])
+    return keep, check
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
 
 
 def list_images(folder: Path) -> list[str]:
@@ -80,12 +124,15 @@ class ImageFolderDataModule(HashDataModule):
         seed: split seed.
         batch_size: training batch size.
         eval_batch_size: evaluation batch size.
-        num_workers: DataLoader workers (image decoding is the bottleneck: use several).
+        num_workers: DataLoader workers; ``None`` = :func:`default_num_workers` (0 on <= 2 cores,
+            else ``min(4, cores - 1)``).
         augment: training augmentation.
-        image_size: side images are resized to.
+        image_size: side images are resized to; ``None`` = the native size (the larger side of
+            the most common image size, at most 224).
         layout: ``flat``, ``train_test`` or ``auto`` (``train_test`` when ``root/train`` and
             ``root/test`` or ``root/val`` exist).
         dataset_name: name used in results and cache keys (:attr:`key`); default ``image-folder``.
+        check_images: decode every image once (cached) and leave out those that fail.
     """
 
     name: ClassVar[str] = "image-folder"
@@ -98,18 +145,23 @@ class ImageFolderDataModule(HashDataModule):
         seed: int = 0,
         batch_size: int = 128,
         eval_batch_size: int = 512,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         augment: Literal["none", "crop", "flip_crop"] = "none",
-        image_size: int = 224,
+        image_size: int | None = None,
         layout: Literal["auto", "flat", "train_test"] = "auto",
         dataset_name: str | None = None,
+        check_images: bool = True,
     ) -> None:
+        workers = default_num_workers() if num_workers is None else num_workers
         super().__init__(
-            root, protocol, seed, batch_size, eval_batch_size, num_workers, augment, image_size
+            root, protocol, seed, batch_size, eval_batch_size, workers, augment, image_size
         )
-        if image_size < 1:
-            raise ValueError(f"image_size must be positive, got {image_size}")
+        if image_size is not None and image_size < 1:
+            raise ValueError(
+                f"image_size must be positive (or null for the native size), got {image_size}"
+            )
         self.layout = layout
+        self.check_images = check_images
         if dataset_name is not None:
             self.name = dataset_name
 
@@ -154,11 +206,16 @@ class ImageFolderDataModule(HashDataModule):
                 paths += found
                 label_idx += [c] * len(found)
                 source += [src] * len(found)
-        labels = np.eye(len(names), dtype=np.uint8)[np.asarray(label_idx, dtype=np.int64)]
+        keep, check = check_files(self, paths, f"image folder {self.root}", self.check_images)
+        idx = np.flatnonzero(keep)
+        labels = np.eye(len(names), dtype=np.uint8)[np.asarray(label_idx, dtype=np.int64)[idx]]
         return DatasetArrays(
-            images=paths,
+            images=[paths[i] for i in idx],
             labels=labels,
-            source=np.asarray(source),
+            source=np.asarray(source)[idx],
             class_names=names,
-            extra={"layout": "flat" if flat else "train_test"},
+            extra={
+                "layout": "flat" if flat else "train_test",
+                "corrupt": sorted(_relative(p, self.root) for p in check.bad),
+            },
         )

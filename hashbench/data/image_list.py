@@ -14,8 +14,14 @@ source rule then falls back to all items).
 
 Every listed file is checked once when the dataset is read: missing or empty files are left out and
 reported in one warning (:class:`MissingImagesWarning`) with their count and first names, so a
-partial download never fails in the middle of an epoch. Unreadable image content is only detected
-when the image is loaded (:class:`~hashbench.data.base.CorruptDatasetError`).
+partial download never fails in the middle of an epoch. The files that exist are decoded once
+(:mod:`hashbench.data.integrity`, cached next to the splits); those that do not decode are left out
+and counted the same way (:class:`~hashbench.data.integrity.CorruptImagesWarning`).
+
+``test_list`` is optional: when the file is not there, ``train_list`` is read alone (every item
+on the ``train`` side) with a warning that says how to silence it. ``image_size: null`` and
+``num_workers: null`` resolve as in :mod:`~hashbench.data.image_folder` (native size up to 224;
+0 workers on <= 2 cores, else ``min(4, cores - 1)``).
 
 Split files go next to the (first) list file, ``<list folder>/splits/<protocol>-seed<k>.npz``: the
 split belongs to the list, and one image folder often serves several lists (NUS-WIDE-21 and -81).
@@ -37,6 +43,7 @@ from hashbench.data.base import (
     DatasetNotFoundError,
     HashDataModule,
 )
+from hashbench.data.image_folder import check_files, default_num_workers
 
 LAYOUT = (
     "Expected: `root` is the image folder, and each list file has one line per image, "
@@ -129,19 +136,23 @@ class ImageListDataModule(HashDataModule):
         root: the image folder that the list's paths are relative to.
         train_list: list file of the official training side (source ``train``); a relative path
             is looked up under ``root`` first, then the working directory.
-        test_list: list file of the official test side (source ``test``), optional.
+        test_list: list file of the official test side (source ``test``), optional: ``None``
+            reads ``train_list`` alone, and a test list that does not exist is skipped with a
+            warning.
         list_file: one list file for the whole dataset, instead of ``train_list``/``test_list``.
         protocol: split preset (e.g. ``nus-wide-21``, ``nus-wide-81``); default ``tiny`` - set the
             preset that matches your dataset.
         seed: split seed.
         batch_size: training batch size.
         eval_batch_size: evaluation batch size.
-        num_workers: DataLoader workers (image decoding is the bottleneck: use several).
+        num_workers: DataLoader workers; ``None`` = 0 on <= 2 cores, else ``min(4, cores - 1)``.
         augment: training augmentation.
-        image_size: side images are resized to.
+        image_size: side images are resized to; ``None`` = the native size (the larger side of
+            the most common image size, at most 224).
         class_names: one name per label column (default ``"0"``, ``"1"``, ...).
         dataset_name: name used in results and cache keys (:attr:`key`); default ``image-list``.
             Set it (e.g. ``nus-wide``) when several list datasets are used side by side.
+        check_images: decode every image once (cached) and leave out those that fail.
     """
 
     name: ClassVar[str] = "image-list"
@@ -157,14 +168,16 @@ class ImageListDataModule(HashDataModule):
         seed: int = 0,
         batch_size: int = 128,
         eval_batch_size: int = 512,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         augment: Literal["none", "crop", "flip_crop"] = "none",
-        image_size: int = 224,
+        image_size: int | None = None,
         class_names: list[str] | None = None,
         dataset_name: str | None = None,
+        check_images: bool = True,
     ) -> None:
+        workers = default_num_workers() if num_workers is None else num_workers
         super().__init__(
-            root, protocol, seed, batch_size, eval_batch_size, num_workers, augment, image_size
+            root, protocol, seed, batch_size, eval_batch_size, workers, augment, image_size
         )
         if list_file is not None and (train_list is not None or test_list is not None):
             raise ValueError("give either list_file or train_list (+ test_list), not both")
@@ -172,8 +185,11 @@ class ImageListDataModule(HashDataModule):
             raise ValueError(
                 "ImageListDataModule needs list_file, or train_list (and optionally test_list)"
             )
-        if image_size < 1:
-            raise ValueError(f"image_size must be positive, got {image_size}")
+        if image_size is not None and image_size < 1:
+            raise ValueError(
+                f"image_size must be positive (or null for the native size), got {image_size}"
+            )
+        self.check_images = check_images
         self.lists: dict[str, str] = (
             {"train": list_file}
             if list_file is not None
@@ -195,6 +211,22 @@ class ImageListDataModule(HashDataModule):
             f"\n{LAYOUT}"
         )
 
+    def _lists_present(self) -> dict[str, str]:
+        """:attr:`lists` without a ``test_list`` that does not exist (optional: a warning says so)."""
+        lists = dict(self.lists)
+        if "test" in lists:
+            try:
+                self.list_path(lists["test"])
+            except DatasetNotFoundError:
+                rank_zero_warn(
+                    f"test list {lists['test']!r} not found under {self.root} or the working "
+                    f"directory, so every item comes from {lists['train']} (source 'train'). "
+                    "test_list is optional: pass --data.init_args.test_list null to read the "
+                    "training list alone without this warning, or give the test list's path."
+                )
+                del lists["test"]
+        return lists
+
     @property
     def split_dir(self) -> Path:
         return self.list_path(next(iter(self.lists.values()))).parent / "splits"
@@ -207,7 +239,7 @@ class ImageListDataModule(HashDataModule):
         sources: list[np.ndarray] = []
         num_labels = None
         files: dict[str, str] = {}
-        for side, name in self.lists.items():
+        for side, name in self._lists_present().items():
             path = self.list_path(name)
             p, y = parse_image_list(path, num_labels, files.get("train"))
             files[side] = str(path)
@@ -251,11 +283,19 @@ class ImageListDataModule(HashDataModule):
                 f"class_names has {len(class_names)} names but {listed} has "
                 f"{labels.shape[1]} labels"
             )
-        idx = np.flatnonzero(keep)
+        present = np.flatnonzero(keep)
+        readable, check = check_files(
+            self, [full[i] for i in present], f"the image list {listed}", self.check_images
+        )
+        idx = present[readable]
         return DatasetArrays(
             images=[full[i] for i in idx],
             labels=labels[idx],
             source=source[idx],
             class_names=class_names,
-            extra={"lists": files, "missing": missing},
+            extra={
+                "lists": files,
+                "missing": missing,
+                "corrupt": sorted(rel_paths[i] for i in present[~readable]),
+            },
         )

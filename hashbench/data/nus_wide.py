@@ -22,7 +22,9 @@ Or the hashing list-file form: ``<root>/train.txt`` and ``<root>/test.txt`` with
 :class:`~hashbench.data.image_list.ImageListDataModule` (no tags).
 
 Missing images (NUS-WIDE downloads are routinely incomplete) are counted, reported once
-(:class:`~hashbench.data.image_list.MissingImagesWarning`) and left out before the split is drawn.
+(:class:`~hashbench.data.image_list.MissingImagesWarning`) and left out before the split is drawn;
+so are images that do not decode (:mod:`hashbench.data.integrity`: checked once, cached in
+``<root>/splits/image-check.json``).
 Images carrying none of the 81 concepts are left out too (``drop_unlabelled``), counted in
 ``arrays.extra``. Presets ``nus-wide-21`` (21 most frequent concepts, 100/500 per concept) and
 ``nus-wide-81`` (5,000 / 10,000 random) of PROTOCOL.md.
@@ -54,6 +56,7 @@ from hashbench.data.image_list import (
     MissingImagesWarning,
     _is_usable_file,
 )
+from hashbench.data.integrity import drop_unreadable
 
 IMAGE_LIST = "ImageList/Imagelist.txt"
 LABEL_DIR = "Groundtruth/AllLabels"
@@ -301,6 +304,13 @@ class NUSWIDEDataModule(HashDataModule):
                 f"or empty under {self.image_dir} and are left out ({shown}).",
                 category=MissingImagesWarning,
             )
+        on_disk = np.flatnonzero(present)
+        where = f"NUS-WIDE under {self.image_dir}"
+        readable, _ = drop_unreadable(
+            [full[i] for i in on_disk], self.split_dir, where, [rel[i] for i in on_disk]
+        )
+        corrupt = [rel[i] for i in on_disk[~readable]]
+        present[on_disk[~readable]] = False
         labelled = labels.any(axis=1) if self.drop_unlabelled else np.ones(n, dtype=bool)
         keep = np.flatnonzero(present & labelled)
         return DatasetArrays(
@@ -314,6 +324,7 @@ class NUSWIDEDataModule(HashDataModule):
                 "form": "distributed",
                 "listed": n,
                 "missing": missing,
+                "corrupt": corrupt,
                 "unlabelled_dropped": int((present & ~labelled).sum()),
                 **({"bow": bow[keep]} if bow is not None else {}),
             },

@@ -1,26 +1,35 @@
-"""Named, seeded split presets (PROTOCOL.md, "Splits").
+"""Named, seeded split presets (PROTOCOL.md, "Splits"; ``docs/protocol.md``).
 
 A protocol splits a dataset into ``train``, ``val_query``, ``val_database``, ``query`` and ``database``.
 The split is drawn once per (protocol, seed), written to ``<split_dir>/<protocol>-seed<k>.npz`` with a
-fingerprint of the dataset (size and label hash), and reused; a changed dataset under an existing split
-file is a :class:`SplitMismatchError`, never a silent new split.
+fingerprint of the dataset (size and label hash) and the layout version (:data:`SPLIT_VERSION`), and
+reused; a changed dataset under an existing split file is a :class:`SplitMismatchError`, never a
+silent new split, and a file of an older layout is redrawn with a one-line note.
 
-Drawing order: ``query`` first, then ``train`` from what is left, then ``database`` from the rest
-according to :attr:`Protocol.database`; ``val_query`` is ``val_fraction`` of ``train`` and
-``val_database`` the rest of ``train`` (validation never touches ``query``).
+Drawing order (layout 2): ``query`` first, then ``train`` from what is left, then ``val_query`` -
+held out: drawn from the same side as ``train`` and stratified the same way (``val_fraction`` of the
+train count, per class when ``train`` is per class, at least one), from items in neither ``train``
+nor ``query``. Where ``train`` takes every item of its side (``cifar10-50k``), ``val_query`` is taken
+out of it first and ``train`` shrinks. ``database`` follows :attr:`Protocol.database`.
+``val_database`` is ``train`` when the database contains the training items, else a seeded sample
+(as many items as ``train``) of the database without ``query`` and ``val_query``. No method trains
+on ``val_query``, with or without labels.
 
 Per-class draws on multi-label data take, for each class in turn, items carrying that class that were
 not drawn yet (so "100 per concept" gives at most 100 x classes distinct items).
 
 Interpretation: where PROTOCOL.md says the database is "the rest", it is every item not in ``query``
-(the training items included), as for ``fashion-mnist-69k``; ``cifar10-54k`` is the one preset whose
-database excludes the training items.
+(the training and validation items included), as for ``fashion-mnist-69k``; ``cifar10-54k`` is the
+one preset whose database excludes the training items. ``query``, ``train`` and ``database`` are the
+same as in layout 1 except for ``cifar10-50k``'s ``train`` (less its ``val_query``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,11 +40,19 @@ from hashbench.files import atomic_path
 from hashbench.registry import Registry
 
 SPLITS = ("train", "val_query", "val_database", "query", "database")
+#: Layout version of a split file. 1: validation drawn inside ``train`` (in-sample; superseded).
+#: 2: ``val_query`` held out of ``train`` and ``query``.
+SPLIT_VERSION = 2
 Source = Literal["train", "test", "any"]
 
 
 class SplitMismatchError(RuntimeError):
     """The dataset on disk no longer matches the one a saved split was drawn from."""
+
+
+class SplitTooSmallError(ValueError):
+    """The dataset does not hold enough items for one of the protocol's sets; the message says which
+    class lacks how many."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +202,10 @@ def _candidates(pool: np.ndarray, source: np.ndarray, want: Source) -> np.ndarra
     return pool[source[pool] == want]
 
 
+def _class_name(class_names: list[str] | None, c: int) -> str:
+    return repr(class_names[c]) if class_names is not None and c < len(class_names) else str(c)
+
+
 def _draw(
     rule: Draw,
     pool: np.ndarray,
@@ -192,51 +213,84 @@ def _draw(
     source: np.ndarray,
     rng: np.random.Generator,
     what: str,
+    class_names: list[str] | None = None,
 ) -> np.ndarray:
     cand = _candidates(pool, source, rule.source)
     if rule.count is None:
         return np.sort(cand)
     if not rule.per_class:
         if rule.count > len(cand):
-            raise ValueError(f"{what}: needs {rule.count} items but only {len(cand)} are available")
+            raise SplitTooSmallError(
+                f"{what}: needs {rule.count} items but only {len(cand)} are available "
+                f"(lacks {rule.count - len(cand)})"
+            )
         return np.sort(rng.choice(cand, size=rule.count, replace=False))
     taken = np.zeros(labels.shape[0], dtype=bool)
     for c in range(labels.shape[1]):
         have = cand[(labels[cand, c] > 0) & ~taken[cand]]
         if len(have) < rule.count:
-            raise ValueError(
-                f"{what}: class {c} has {len(have)} available items, the protocol needs {rule.count}"
+            raise SplitTooSmallError(
+                f"{what}: class {_class_name(class_names, c)} has {len(have)} available items, the "
+                f"protocol needs {rule.count} per class (lacks {rule.count - len(have)})"
             )
         taken[rng.choice(have, size=rule.count, replace=False)] = True
     return np.flatnonzero(taken)
 
 
+def val_rule(protocol: Protocol, n_train: int) -> Draw:
+    """How ``val_query`` is drawn: ``train``'s side and stratification, ``val_fraction`` of its count."""
+    rule = protocol.train
+    per = rule.count if rule.count is not None else n_train
+    count = max(1, int(round(protocol.val_fraction * per)))
+    return Draw(count, rule.per_class, rule.source)
+
+
 def draw_split(
-    protocol: Protocol, labels: np.ndarray, source: np.ndarray, seed: int
+    protocol: Protocol,
+    labels: np.ndarray,
+    source: np.ndarray,
+    seed: int,
+    class_names: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Draw the five sets of ``protocol`` (sorted ``int64`` item indices) with ``seed``.
+    """Draw the five sets of ``protocol`` (sorted ``int64`` item indices) with ``seed`` (layout 2).
 
     Args:
         protocol: the preset.
         labels: multi-hot ``(n, c)`` labels (after any ``top_labels`` restriction).
         source: ``(n,)`` strings ``"train"`` / ``"test"`` giving each item's official side.
         seed: the split seed.
+        class_names: named in the error when a class has too few items.
+
+    Raises:
+        SplitTooSmallError: a set cannot be drawn (names the set, the class and how many it lacks).
     """
     rng = np.random.default_rng(seed)
     n = labels.shape[0]
     pool = np.flatnonzero(labels.any(axis=1)) if protocol.top_labels else np.arange(n)
-    query = _draw(protocol.query, pool, labels, source, rng, f"{protocol.name} query")
+    name = protocol.name
+    query = _draw(protocol.query, pool, labels, source, rng, f"{name} query", class_names)
     left = np.setdiff1d(pool, query)
-    train = _draw(protocol.train, left, labels, source, rng, f"{protocol.name} train")
+    train = _draw(protocol.train, left, labels, source, rng, f"{name} train", class_names)
+    rule = val_rule(protocol, len(train))
+    if protocol.train.count is None:  # train took its whole side: hold val_query out of it
+        val_query = _draw(rule, train, labels, source, rng, f"{name} val_query", class_names)
+        train_side, train = train, np.setdiff1d(train, val_query)
+    else:
+        held_out = np.setdiff1d(left, train)
+        val_query = _draw(rule, held_out, labels, source, rng, f"{name} val_query", class_names)
+        train_side = train
     if protocol.database == "rest":
         database = left
     elif protocol.database == "rest_minus_train":
         database = np.setdiff1d(left, train)
     else:
-        database = train
-    n_val = max(1, int(round(protocol.val_fraction * len(train))))
-    val_query = np.sort(rng.choice(train, size=n_val, replace=False))
-    val_database = np.setdiff1d(train, val_query)
+        database = train_side
+    if np.isin(train, database).all():
+        val_database = train
+    else:
+        side = np.setdiff1d(database, val_query)
+        size = min(len(train), len(side))
+        val_database = np.sort(rng.choice(side, size=size, replace=False))
     out = dict(
         train=train, val_query=val_query, val_database=val_database, query=query, database=database
     )
@@ -248,17 +302,27 @@ def split_path(split_dir: str | os.PathLike, protocol: str, seed: int) -> Path:
     return Path(split_dir) / f"{protocol}-seed{seed}.npz"
 
 
+def _stderr(message: str) -> None:
+    print(f"hashbench: {message}", file=sys.stderr, flush=True)
+
+
 def load_or_create_split(
     split_dir: str | os.PathLike,
     protocol: Protocol,
     labels: np.ndarray,
     source: np.ndarray,
     seed: int,
+    class_names: list[str] | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Load the saved split, or draw and save it atomically on first use.
 
+    A saved file of an older layout (:data:`SPLIT_VERSION`) is redrawn with a one-line note
+    (``echo``, default: standard error): its validation sets were drawn inside ``train``.
+
     Raises:
-        SplitMismatchError: the saved split was drawn from a different dataset.
+        SplitMismatchError: the saved split was drawn from a different dataset, or is unreadable.
+        SplitTooSmallError: the dataset cannot hold the protocol's sets.
     """
     path = split_path(split_dir, protocol.name, seed)
     fp = fingerprint(labels, source)
@@ -266,7 +330,10 @@ def load_or_create_split(
         try:
             with np.load(path, allow_pickle=False) as f:
                 saved_fp = str(f["fingerprint"])
-                split = {k: f[k].astype(np.int64) for k in SPLITS}
+                version = int(f["version"]) if "version" in f.files else 1
+                split = (
+                    {k: f[k].astype(np.int64) for k in SPLITS} if version == SPLIT_VERSION else None
+                )
         except Exception as e:  # noqa: BLE001 - any read failure means a corrupt file
             raise SplitMismatchError(
                 f"split file {path} is unreadable ({e}); delete it to draw the split again"
@@ -277,8 +344,19 @@ def load_or_create_split(
                 f"Restore the original dataset, or delete {path} to draw a new split "
                 "(results made with the old split are then not comparable)."
             )
-        return split
-    split = draw_split(protocol, labels, source, seed)
+        if split is not None:
+            return split
+        if version > SPLIT_VERSION:
+            raise SplitMismatchError(
+                f"split file {path} has layout {version}, newer than this hashbench "
+                f"({SPLIT_VERSION}); upgrade hashbench or delete the file"
+            )
+        note = (
+            f"split file {path} has layout {version} (validation inside train); redrawing it "
+            f"with layout {SPLIT_VERSION} (held-out val_query)"
+        )
+        (echo or _stderr)(note)
+    split = draw_split(protocol, labels, source, seed, class_names)
     with atomic_path(path, suffix=".npz.tmp") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, fingerprint=np.array(fp), **split)
+        np.savez(fh, fingerprint=np.array(fp), version=np.array(SPLIT_VERSION), **split)
     return split

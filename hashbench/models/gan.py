@@ -221,13 +221,12 @@ class CodeDiscriminator(nn.Module):
 def save_image_grid(images: Tensor, path: str | os.PathLike, nrow: int, padding: int = 2) -> Tensor:
     """Tile ``images`` ``(n, C, H, W)`` in ``[0, 1]``, ``nrow`` per row, and write the PNG ``path``.
 
-    The file is written through :func:`hashbench.files.atomic_path` (never half-written) with mode
-    ``0644``; its folder is created. Returns the grid ``(3, H', W')`` (e.g. for a logger).
+    The file is written through :func:`hashbench.files.atomic_path` (never half-written, with the
+    user's umask); its folder is created. Returns the grid ``(3, H', W')`` (e.g. for a logger).
     """
     from torchvision.utils import make_grid, save_image
 
     grid = make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding)
     with atomic_path(Path(path), suffix=".png.tmp") as tmp:
         save_image(grid, tmp, format="png")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
     return grid

@@ -61,7 +61,9 @@ caller's). An index is not safe to use from several Python threads at once (``ha
 
 Files: :meth:`HammingIndex.save` writes a plain Faiss binary index file (``faiss.read_index_binary``
 reads it) and a JSON sidecar ``<path>.json`` with the configuration, ``ntotal`` and the file's
-SHA-256, both atomically (:func:`hashbench.files.atomic_path`: temporary file, then rename).
+SHA-256, both atomically (:func:`hashbench.files.atomic_path`: temporary file, then rename). The
+sidecar can also carry the index's provenance (:attr:`HammingIndex.provenance`: what encoded the
+codes, from which data), which ``hashbench search`` compares with its checkpoint.
 """
 
 from __future__ import annotations
@@ -185,6 +187,8 @@ class HammingIndex:
         self.use_gpu = use_gpu
         self._gpu_enabled = self._resolve_gpu(use_gpu)
         self._index = self._build()
+        #: What encoded the codes, from which data (JSON-able; saved in the sidecar), or ``None``.
+        self.provenance: dict[str, Any] | None = None
         self._invalidate()
 
     # ------------------------------------------------------------------ construction
@@ -520,7 +524,7 @@ class HammingIndex:
 
         ``path`` is a plain Faiss binary index file (``faiss.read_index_binary`` reads it); the
         sidecar records the configuration, ``ntotal`` and the file's SHA-256 so :meth:`load` can
-        tell a mismatched or damaged pair.
+        tell a mismatched or damaged pair, and :attr:`provenance` when it is set.
 
         Args:
             path: Destination file; its directory must exist.
@@ -543,6 +547,7 @@ class HammingIndex:
                 "faiss_version": faiss.__version__,
                 "index_file": path.name,
                 "sha256": _sha256(tmp_index),
+                **({"provenance": self.provenance} if self.provenance is not None else {}),
             }
             tmp_meta.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
@@ -638,6 +643,8 @@ class HammingIndex:
                     config[key] = meta[key]
         obj = cls(**config, use_gpu=use_gpu)
         obj._index = index
+        provenance = meta.get("provenance") if meta is not None else None
+        obj.provenance = provenance if isinstance(provenance, dict) else None
         obj._invalidate()
         return obj
 

@@ -168,13 +168,15 @@ def test_cifar10(cifar10_root: Path) -> None:
     assert a.class_names == CIFAR10_NAMES
     _assert_images_match_labels(dm)  # would fail for a wrong plane order / reshape
     _check_batches(dm, 3, 32)
-    assert dm.metric_k is None and dm.key == "cifar10/tiny-seed0"
+    assert dm.metric_k is None and dm.key == "cifar10/tiny-seed0-split2"
 
 
 def test_cifar10_default_protocol_needs_full_dataset(cifar10_root: Path) -> None:
     dm = CIFAR10DataModule(str(cifar10_root))
     assert dm.protocol.name == "cifar10-59k"
-    with pytest.raises(ValueError, match="cifar10-59k query: class 0 has 72 available items"):
+    with pytest.raises(
+        ValueError, match="cifar10-59k query: class 'airplane' has 72 available items.*lacks 28"
+    ):
         _ = dm.split
 
 
@@ -287,7 +289,7 @@ def test_image_list(image_list_dataset) -> None:
 
 def test_image_list_single_file_and_options(tmp_path: Path) -> None:
     # its own copy: the same images listed with other sides are another dataset for the split file
-    fx = make_image_list(tmp_path, seed=4)
+    fx = make_image_list(tmp_path, n_train_per_class=66, seed=4)  # tiny: 10 + 50 + 5 held out
     dm = ImageListDataModule(
         str(fx.root),
         list_file=str(fx.list_file),
@@ -298,7 +300,7 @@ def test_image_list_single_file_and_options(tmp_path: Path) -> None:
     )
     assert (dm.arrays.source == "train").all()
     assert dm.arrays.class_names == list("abcde")
-    assert dm.key == "toy-list/tiny-seed0" and ImageListDataModule.name == "image-list"
+    assert dm.key == "toy-list/tiny-seed0-split2" and ImageListDataModule.name == "image-list"
     assert dm.dataset("query")[0]["image"].shape == (3, 16, 16)
     assert len(dm.split["query"]) == 50
     with pytest.raises(ValueError, match="class_names has 2 names"):
@@ -338,7 +340,7 @@ def test_image_list_windows_paths_and_jpeg(tmp_path: Path) -> None:
 
 
 def test_image_list_missing_images_reported_once(tmp_path: Path) -> None:
-    fx = make_image_list(tmp_path, n_train_per_class=52, n_test_per_class=10, missing=7)
+    fx = make_image_list(tmp_path, n_train_per_class=62, n_test_per_class=10, missing=7)
     dm = _image_list_dm(fx.root, eval_batch_size=64)
     empty = fx.root / fx.paths["train"][3]
     empty.write_bytes(b"")  # an empty file counts as missing
@@ -352,9 +354,9 @@ def test_image_list_missing_images_reported_once(tmp_path: Path) -> None:
     missing = [w for w in caught if issubclass(w.category, MissingImagesWarning)]
     assert len(missing) == 1
     msg = str(missing[0].message)
-    assert "8 of 317 images" in msg
+    assert "8 of 367 images" in msg
     assert fx.paths["train"][3] in msg and fx.missing[0] in msg
-    assert len(dm.arrays.images) == 317 - 8
+    assert len(dm.arrays.images) == 367 - 8
     assert str(empty) not in dm.arrays.images
     assert sorted(dm.arrays.extra["missing"]) == sorted([*fx.missing, fx.paths["train"][3]])
 
@@ -438,7 +440,7 @@ def test_image_folder(image_folder_root: Path) -> None:
 def test_image_folder_flat_layout(tmp_path: Path) -> None:
     root = make_image_folder(
         tmp_path,
-        n_train_per_class=50,
+        n_train_per_class=55,  # tiny: 10 query + 50 train + 5 held-out validation per class
         n_test_per_class=10,
         num_classes=3,
         layout="flat",
@@ -452,7 +454,7 @@ def test_image_folder_flat_layout(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="1 class folders .* hold no images .*empty"):
         a = dm.arrays
     assert a.class_names == ["ant", "cat", "eel"]
-    assert len(a.images) == 180 and (a.source == "train").all()
+    assert len(a.images) == 195 and (a.source == "train").all()
     assert len(dm.split["query"]) == 30  # tiny falls back to all items for its "test" queries
     _assert_images_match_labels(dm)
 
@@ -479,7 +481,7 @@ def test_corrupt_image_file_names_the_file(tmp_path: Path) -> None:
     root = make_image_folder(tmp_path, n_train_per_class=2, n_test_per_class=1, num_classes=2)
     bad = root / "train" / "cat" / "0000.png"
     bad.write_bytes(b"\x89PNG not really")
-    dm = ImageFolderDataModule(str(root), image_size=8)
+    dm = ImageFolderDataModule(str(root), image_size=8, check_images=False)
     i = dm.arrays.images.index(str(bad))
     ds = HashDataset(dm.arrays, np.arange(len(dm.arrays.images)), image_size=8)
     assert ds[i + 1]["image"].shape == (3, 8, 8)

@@ -104,7 +104,7 @@ def test_list_file_form(nus_wide_dataset, tmp_path) -> None:
 
 
 def test_both_presets_split_sizes(tmp_path) -> None:
-    counts = (650,) * 21 + (40,) * 60  # 21 frequent concepts, 60 rare ones: 16,050 images
+    counts = (720,) * 21 + (40,) * 60  # 21 frequent concepts, 60 rare ones: 17,520 images
     fx = make_nus_wide(
         tmp_path / "big", per_concept=counts, num_concepts=81, link_images=True, bow=False, image_size=48,
         missing=5, unlabelled=3,
@@ -113,7 +113,9 @@ def test_both_presets_split_sizes(tmp_path) -> None:
     s = dm21.split
     assert dm21.num_classes == 21
     assert len(s["query"]) == 2100 and len(s["train"]) == 10500
-    assert len(s["val_query"]) + len(s["val_database"]) == 10500
+    assert (
+        len(s["val_query"]) == 1050 and len(s["val_database"]) == 10500
+    )  # 50 per concept; = train
     assert len(s["database"]) == int(dm21.arrays.labels.any(1).sum()) - 2100
     dm81 = _dm(fx.root, protocol="nus-wide-81")
     s = dm81.split

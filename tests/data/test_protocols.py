@@ -131,19 +131,31 @@ def test_split_sizes(name: str) -> None:
     assert np.isin(split["query"], q_cand).all(), "query drawn from the wrong source"
     left = np.setdiff1d(pool, split["query"])
     t_cand = _candidates(protocol.train, left, source)
-    assert len(split["train"]) == _expected_size(protocol.train, labels, t_cand)
+    if protocol.train.count is not None:  # (a whole-side train gives up its val_query: below)
+        assert len(split["train"]) == _expected_size(protocol.train, labels, t_cand)
     assert np.isin(split["train"], t_cand).all(), "train drawn from the wrong source"
 
     expected_db = {
         "rest": left,
         "rest_minus_train": np.setdiff1d(left, split["train"]),
-        "train": split["train"],
+        "train": np.union1d(split["train"], split["val_query"]),  # the whole training side
     }[protocol.database]
     np.testing.assert_array_equal(split["database"], expected_db)
 
-    n_val = max(1, int(round(protocol.val_fraction * len(split["train"]))))
+    # val_query: the train side, held out; where train took its whole side, out of it (train shrinks)
+    n_val = _expected_size(P.val_rule(protocol, len(t_cand)), labels, t_cand)
     assert len(split["val_query"]) == n_val
-    assert len(split["val_query"]) + len(split["val_database"]) == len(split["train"])
+    assert np.isin(split["val_query"], t_cand).all(), "val_query drawn from the wrong side"
+    if protocol.train.count is None:
+        assert len(split["train"]) == len(t_cand) - n_val
+    db = split["database"]
+    if np.isin(split["train"], db).all():
+        np.testing.assert_array_equal(split["val_database"], split["train"])
+    else:
+        assert len(split["val_database"]) == min(
+            len(split["train"]), len(np.setdiff1d(db, split["val_query"]))
+        )
+        assert np.isin(split["val_database"], db).all()
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -152,7 +164,12 @@ def test_per_class_counts(name: str) -> None:
     labels, _ = _labels_for(protocol)
     split = _split(name, 0)
     single = bool((labels.sum(axis=1) <= 1).all())
-    for key, rule in (("query", protocol.query), ("train", protocol.train)):
+    rules = (
+        ("query", protocol.query),
+        ("train", protocol.train),
+        ("val_query", P.val_rule(protocol, len(split["train"]))),
+    )
+    for key, rule in rules:
         if not rule.per_class:
             continue
         per_class = labels[split[key]].sum(axis=0)
@@ -174,13 +191,13 @@ def test_disjointness(name: str) -> None:
     assert disjoint("query", "database")
     assert disjoint("query", "val_query") and disjoint("query", "val_database")
     assert disjoint("val_query", "val_database")
-    np.testing.assert_array_equal(np.union1d(s["val_query"], s["val_database"]), s["train"])
+    assert disjoint("val_query", "train"), "val_query must be held out of train"
     if protocol.database == "rest":
         assert np.isin(s["train"], s["database"]).all(), "database must include train"
     elif protocol.database == "rest_minus_train":
         assert disjoint("train", "database")
-    else:
-        np.testing.assert_array_equal(s["database"], s["train"])
+    else:  # the database is the whole training side: train plus its held-out val_query
+        np.testing.assert_array_equal(s["database"], np.union1d(s["train"], s["val_query"]))
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -206,12 +223,14 @@ def test_realistic_standard_sizes() -> None:
     assert (len(s["query"]), len(s["train"]), len(s["database"])) == (1000, 5000, 54000)
     s = _split("cifar10-59k", 0)
     assert (len(s["query"]), len(s["train"]), len(s["database"])) == (1000, 5000, 59000)
+    assert (len(s["val_query"]), len(s["val_database"])) == (500, 5000)  # 50/class; a db sample
     s = _split("cifar10-50k", 0)
-    assert (len(s["query"]), len(s["train"]), len(s["database"])) == (10000, 50000, 50000)
+    assert (len(s["query"]), len(s["train"]), len(s["database"])) == (10000, 45000, 50000)
+    assert (len(s["val_query"]), len(s["val_database"])) == (5000, 45000)
     for name in ("fashion-mnist-69k", "mnist-69k"):
         s = _split(name, 0)
         assert (len(s["query"]), len(s["train"]), len(s["database"])) == (1000, 5000, 69000)
-        assert (len(s["val_query"]), len(s["val_database"])) == (500, 4500)
+        assert (len(s["val_query"]), len(s["val_database"])) == (500, 5000)
     s = _split("svhn", 0)
     assert (len(s["query"]), len(s["train"]), len(s["database"])) == (1000, 5000, 99289 - 1000)
     s = _split("nus-wide-21", 0)
@@ -224,6 +243,18 @@ def test_too_few_items_is_a_clear_error() -> None:
     labels, source = _single_label(300, 50, 10, 0)  # ~5 test items per class, tiny needs 10
     with pytest.raises(ValueError, match=r"tiny query: class \d+ has \d+ available items"):
         draw_split(PROTOCOLS["tiny"], labels, source, 0)
+
+
+def test_too_few_items_for_the_held_out_set_names_the_class_and_the_shortfall() -> None:
+    # every class has 53 train-side items: 50 go to train, 3 are left for the 5 val_query needs
+    y = np.repeat(np.arange(10), 53 + 10)
+    source = np.array((["train"] * 53 + ["test"] * 10) * 10)
+    labels = np.eye(10, dtype=np.uint8)[y]
+    names = [f"digit {c}" for c in range(10)]
+    with pytest.raises(P.SplitTooSmallError) as e:
+        draw_split(PROTOCOLS["tiny"], labels, source, 0, names)
+    assert str(e.value).startswith("tiny val_query: class 'digit 0' has 3 available items")
+    assert "lacks 2" in str(e.value)
 
 
 def test_unknown_and_duplicate_protocols() -> None:
@@ -311,7 +342,12 @@ def test_corrupt_split_file_is_a_clear_error(tmp_path, small, content) -> None:
 def test_split_file_missing_a_set_is_a_clear_error(tmp_path, small) -> None:
     labels, source = small
     path = split_path(tmp_path, "tiny", 0)
-    np.savez(path, fingerprint=np.array(fingerprint(labels)), train=np.arange(3))
+    np.savez(
+        path,
+        fingerprint=np.array(fingerprint(labels, source)),
+        version=np.array(P.SPLIT_VERSION),
+        train=np.arange(3),
+    )
     with pytest.raises(SplitMismatchError, match="unreadable"):
         load_or_create_split(tmp_path, PROTOCOLS["tiny"], labels, source, 0)
 
@@ -338,7 +374,7 @@ def test_datamodule_writes_split_under_root(tmp_path, small) -> None:
     dm = _InMemory(str(tmp_path), labels, source, seed=2)
     dm.prepare_data()
     assert (tmp_path / "splits" / "tiny-seed2.npz").is_file()
-    assert dm.key == "in-memory/tiny-seed2"
+    assert dm.key == f"in-memory/tiny-seed2-split{P.SPLIT_VERSION}"
     again = _InMemory(str(tmp_path), labels, source, seed=2)
     np.testing.assert_array_equal(again.split["query"], dm.split["query"])
     np.testing.assert_array_equal(dm.labels("query"), labels[dm.split["query"]])
@@ -346,3 +382,55 @@ def test_datamodule_writes_split_under_root(tmp_path, small) -> None:
     changed[:5] = np.roll(changed[:5], 1, axis=1)
     with pytest.raises(SplitMismatchError):
         _ = _InMemory(str(tmp_path), changed, source, seed=2).split
+
+
+def test_old_layout_split_file_is_redrawn_with_a_note(tmp_path, small, capsys) -> None:
+    """A layout-1 file (validation inside train, no version field) is recognised, never mixed in."""
+    labels, source = small
+    path = split_path(tmp_path, "tiny", 0)
+    old = draw_split(PROTOCOLS["tiny"], labels, source, 0)
+    old["val_query"] = old["train"][:5]  # what layout 1 did: validation items out of train
+    np.savez(path, fingerprint=np.array(fingerprint(labels, source)), **old)
+    notes: list[str] = []
+    split = load_or_create_split(tmp_path, PROTOCOLS["tiny"], labels, source, 0, echo=notes.append)
+    assert len(notes) == 1 and str(path) in notes[0] and "layout 1" in notes[0]
+    assert len(np.intersect1d(split["val_query"], split["train"])) == 0
+    with np.load(path) as f:
+        assert int(f["version"]) == P.SPLIT_VERSION  # rewritten: the next load is silent
+    load_or_create_split(tmp_path, PROTOCOLS["tiny"], labels, source, 0, echo=notes.append)
+    assert len(notes) == 1
+    np.savez(path, fingerprint=np.array(fingerprint(labels, source)), **old)
+    load_or_create_split(tmp_path, PROTOCOLS["tiny"], labels, source, 0)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("hashbench: split file") and "layout 1" in err
+
+
+def test_newer_layout_is_an_error(tmp_path, small) -> None:
+    labels, source = small
+    path = split_path(tmp_path, "tiny", 0)
+    np.savez(
+        path,
+        fingerprint=np.array(fingerprint(labels, source)),
+        version=np.array(P.SPLIT_VERSION + 1),
+        **draw_split(PROTOCOLS["tiny"], labels, source, 0),
+    )
+    with pytest.raises(SplitMismatchError, match="newer than this hashbench"):
+        load_or_create_split(tmp_path, PROTOCOLS["tiny"], labels, source, 0)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_same_query_train_and_database_as_layout_1(name: str) -> None:
+    """Test figures stay comparable: layout 2 only adds the held-out set (cifar10-50k's train
+    gives up its val_query)."""
+    protocol = PROTOCOLS[name]
+    labels, source = _labels_for(protocol)
+    s = _split(name, 0)
+    rng = np.random.default_rng(0)
+    pool = np.flatnonzero(labels.any(axis=1)) if protocol.top_labels else np.arange(len(labels))
+    query = P._draw(protocol.query, pool, labels, source, rng, "q")
+    train = P._draw(protocol.train, np.setdiff1d(pool, query), labels, source, rng, "t")
+    np.testing.assert_array_equal(s["query"], query)
+    if protocol.train.count is None:
+        np.testing.assert_array_equal(np.union1d(s["train"], s["val_query"]), train)
+    else:
+        np.testing.assert_array_equal(s["train"], train)

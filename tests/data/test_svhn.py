@@ -52,7 +52,7 @@ def test_datamodule_on_fixture(svhn_root: Path) -> None:
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (32, 3, 32, 32) and batch["label"].shape == (32, 10)
     assert len(dm.split["train"]) == 500 and len(dm.split["query"]) == 100
-    assert dm.key == "svhn/tiny-seed0"
+    assert dm.key == "svhn/tiny-seed0-split2"
 
 
 def test_default_protocol_needs_the_full_dataset(svhn_root: Path) -> None:

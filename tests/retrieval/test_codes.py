@@ -11,6 +11,7 @@ from hashbench.retrieval.codes import (
     check_bits,
     encode_real,
     hamming_distances,
+    looks_unpacked,
     pack_bits,
     to_signed,
     unpack_bits,
@@ -61,6 +62,41 @@ def test_hamming_distances_match_loops(bits: int) -> None:
     got = hamming_distances(pack_bits(q), pack_bits(d))
     want = [[int((q[i] != d[j]).sum()) for j in range(13)] for i in range(9)]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("bits", [8, 16, 32, 40, 64, 128, 264])
+def test_hamming_distances_across_scratch_blocks(bits: int, monkeypatch) -> None:
+    """Query blocks smaller than the query set (tiny scratch), every word width, b > 255."""
+    from hashbench.retrieval import codes as codes_module
+
+    monkeypatch.setattr(codes_module, "_SCRATCH_BYTES", 64)
+    rng = np.random.default_rng(bits)
+    q = rng.integers(0, 2, (11, bits))
+    d = rng.integers(0, 2, (7, bits))
+    got = hamming_distances(pack_bits(q), pack_bits(d))
+    assert got.dtype == (np.uint8 if bits <= 255 else np.uint16)
+    want = [
+        [sum(int(a != b) for a, b in zip(q[i], d[j], strict=True)) for j in range(7)]
+        for i in range(11)
+    ]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_looks_unpacked() -> None:
+    bits = np.random.default_rng(0).integers(0, 2, (5, 64)).astype(np.uint8)
+    assert looks_unpacked(bits, bits)
+    assert not looks_unpacked(pack_bits(bits), pack_bits(bits))
+    assert not looks_unpacked(np.zeros((5, 8), np.uint8))  # all-zero packed codes are fine
+    assert not looks_unpacked(bits[:, :4])  # fewer than 8 columns is never an unpacked code
+    assert not looks_unpacked(bits.astype(bool))
+
+
+def test_codes_import_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, hashbench.retrieval.codes; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_hamming_rejects_mismatched_lengths() -> None:

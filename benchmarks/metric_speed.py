@@ -1,0 +1,289 @@
+"""Speed of the exact metric engine against the per-query algorithm most hashing papers use.
+
+Usage: ``python benchmarks/metric_speed.py [--repeat 3] [--cases map_all_64,nus_5000] [--threads 1]``
+(``make bench-metrics``). Prints a Markdown table (the one in ``docs/metric_speed.md``).
+
+Implementations, each timed on the same synthetic, seeded data:
+
+- ``hashbench``: :func:`hashbench.retrieval.metrics.mean_average_precision` (``ties="index"``
+  and ``ties="expected"``), or :func:`~hashbench.retrieval.metrics.evaluate` with every leaderboard
+  group (``evaluate`` rows);
+- ``calctopmap``: a port of the algorithm of ``CalcTopMap`` in DeepHash-pytorch, written here from
+  its description: per query, Hamming distances from the +-1 codes by an inner product, relevance
+  from the label inner product, a full ``argsort``, take the top ``k``, precision at each relevant
+  rank, mean over the relevant items of the top ``k`` (0 for a query with none);
+- ``torchmetrics``: ``torchmetrics.retrieval.RetrievalMAP`` over every (query, item) pair with
+  score ``b + 1 - distance``, only where the pairs fit in memory (``nq * nb <= 60e6``).
+
+Every (case, implementation, repeat) runs in its own subprocess, so the peak RSS
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is that run's; the data are generated once per
+case by the driver and loaded by each subprocess, and the table also gives the RSS after loading
+them (interpreter, numpy and the data). Repeats are interleaved
+(every implementation once, then again), and the table gives the min and the median. The headline
+runs single-threaded: ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` are set to
+``--threads`` (default 1) before numpy is imported, and ``torch.set_num_threads`` too. The machine
+may be shared: ``os.getloadavg()`` is recorded per case, and the ratios (same run, interleaved) are
+the robust figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: name -> (queries, database, bits, classes, multi_label, k)
+CASES: dict[str, tuple[int, int, int, int, bool, int | None]] = {
+    "map_all_16": (1000, 59000, 16, 10, False, None),
+    "map_all_32": (1000, 59000, 32, 10, False, None),
+    "map_all_48": (1000, 59000, 48, 10, False, None),
+    "map_all_64": (1000, 59000, 64, 10, False, None),
+    "nus_5000": (2100, 193734, 64, 21, True, 5000),
+}
+IMPLS = ("hashbench", "hashbench-expected", "evaluate", "calctopmap", "torchmetrics")
+TORCHMETRICS_MAX_PAIRS = 60_000_000
+
+
+# ------------------------------------------------------------------------------------------------
+# Data (generated inside each worker)
+# ------------------------------------------------------------------------------------------------
+
+
+def make_data(case: str, seed: int = 0):
+    """Seeded codes and labels of a case: codes near a per-class centre, labels one- or multi-hot."""
+    import numpy as np
+
+    nq, nb, bits, n_cls, multi, _ = CASES[case]
+    rng = np.random.default_rng(seed)
+    n = nq + nb
+    if multi:  # NUS-WIDE-like: about 2 of 21 labels per item, at least one
+        labels = rng.random((n, n_cls)) < 0.09
+        labels[np.arange(n), rng.integers(0, n_cls, n)] = True
+        first = labels.argmax(1)
+    else:
+        first = rng.integers(0, n_cls, n)
+        labels = np.eye(n_cls, dtype=bool)[first]
+    centres = rng.random((n_cls, bits)) < 0.5
+    code_bits = centres[first] ^ (rng.random((n, bits)) < 0.3)
+    codes = np.packbits(code_bits, axis=1)
+    labels = labels.astype(np.uint8)
+    return codes[:nq], codes[nq:], labels[:nq], labels[nq:]
+
+
+# ------------------------------------------------------------------------------------------------
+# Reference implementations
+# ------------------------------------------------------------------------------------------------
+
+
+def calctopmap_port(qc, dc, ql, dl, k):
+    """The CalcTopMap algorithm (DeepHash-pytorch), re-written: one query at a time."""
+    import numpy as np
+
+    q_sign = np.unpackbits(qc, axis=1).astype(np.float32) * 2 - 1
+    d_sign = np.unpackbits(dc, axis=1).astype(np.float32) * 2 - 1
+    bits = q_sign.shape[1]
+    q_lab, d_lab = ql.astype(np.float32), dl.astype(np.float32)
+    depth = dc.shape[0] if k is None else k
+    total = 0.0
+    for i in range(qc.shape[0]):
+        relevant = (d_lab @ q_lab[i] > 0).astype(np.float32)
+        distance = 0.5 * (bits - d_sign @ q_sign[i])
+        ranked = relevant[np.argsort(distance)][:depth]
+        n_hits = int(ranked.sum())
+        if n_hits == 0:
+            continue
+        hit_ranks = np.flatnonzero(ranked) + 1.0
+        total += float(np.mean(np.arange(1, n_hits + 1) / hit_ranks))
+    return total / qc.shape[0]
+
+
+def torchmetrics_map(qc, dc, ql, dl, k):
+    import numpy as np
+    import torch
+    from torchmetrics.retrieval import RetrievalMAP
+
+    from hashbench.retrieval.codes import hamming_distances
+    from hashbench.retrieval.metrics import relevance
+
+    dist = hamming_distances(qc, dc)
+    bits = qc.shape[1] * 8  # score bits + 1 - distance: torchmetrics ranks positive scores only
+    preds = torch.from_numpy((bits + 1 - dist.astype(np.float32)).reshape(-1))
+    target = torch.from_numpy(relevance(ql, dl)).reshape(-1)
+    indexes = torch.arange(qc.shape[0]).repeat_interleave(dc.shape[0])
+    metric = RetrievalMAP(top_k=k)
+    metric.update(preds, target, indexes=indexes)
+    return float(metric.compute())
+
+
+# ------------------------------------------------------------------------------------------------
+# Worker: one (case, implementation) in a fresh process
+# ------------------------------------------------------------------------------------------------
+
+
+def worker(case: str, impl: str) -> dict:
+    import resource
+
+    import numpy as np
+
+    data = np.load(os.environ["HASHBENCH_METRIC_DATA"])
+    qc, dc, ql, dl = (np.ascontiguousarray(data[n]) for n in ("qc", "dc", "ql", "dl"))
+    k = CASES[case][5]
+    rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if impl == "torchmetrics":
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    from hashbench.retrieval import metrics
+    from hashbench.retrieval.evaluation import metric_groups
+
+    start = time.perf_counter()
+    if impl == "hashbench":
+        value = metrics.mean_average_precision(qc, dc, ql, dl, k=k)
+    elif impl == "hashbench-expected":
+        value = metrics.mean_average_precision(qc, dc, ql, dl, k=k, ties="expected")
+    elif impl == "evaluate":
+        groups = metric_groups(bool(CASES[case][4]))
+        out = metrics.evaluate(qc, dc, ql, dl, k=k, metrics=groups)
+        value = out[f"mAP@{'all' if k is None else k}"]
+    elif impl == "calctopmap":
+        value = calctopmap_port(qc, dc, ql, dl, k)
+    elif impl == "torchmetrics":
+        value = torchmetrics_map(qc, dc, ql, dl, k)
+    else:
+        raise ValueError(f"unknown implementation {impl!r}")
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        from threadpoolctl import threadpool_info
+
+        pools = [
+            f"{p.get('internal_api')}:{p.get('num_threads')}"
+            for p in threadpool_info()
+            if p.get("user_api") == "blas"
+        ]
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pools = []
+    return {
+        "seconds": seconds,
+        "value": float(value),
+        "rss_data_mb": rss_data / 1024,
+        "peak_rss_mb": peak / 1024,
+        "blas": pools,
+        "dtype": str(np.asarray(qc).dtype),
+    }
+
+
+def run_worker(case: str, impl: str, threads: int, data: Path) -> dict:
+    env = dict(os.environ)
+    env["HASHBENCH_METRIC_DATA"] = str(data)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", case, impl]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------
+# Driver
+# ------------------------------------------------------------------------------------------------
+
+
+def fits(case: str, impl: str) -> bool:
+    nq, nb = CASES[case][:2]
+    return impl != "torchmetrics" or nq * nb <= TORCHMETRICS_MAX_PAIRS
+
+
+def machine() -> str:
+    model, cores = platform.processor() or "?", os.cpu_count()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:  # pragma: no cover - no lscpu
+        pass
+    return f"{model}, {cores} cores"
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        return out.stdout.strip() or "?"
+    except OSError:  # pragma: no cover - no git
+        return "?"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
+    parser.add_argument("--impls", default=",".join(IMPLS), help="comma-separated implementations")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats per case")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS / OpenMP / torch threads")
+    parser.add_argument("--worker", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    import numpy as np
+
+    if args.worker:
+        print(json.dumps(worker(*args.worker)))
+        return
+    cases = [c for c in args.cases.split(",") if c]
+    impls = [i for i in args.impls.split(",") if i]
+    print(f"commit {commit()}; machine: {machine()}; threads: {args.threads}; ")
+    print(f"repeats: {args.repeat} (interleaved), subprocess per run\n")
+    print(
+        "| case | implementation | min s | median s | CalcTopMap / this (median) | "
+        "peak RSS MB (data alone) | mAP | load avg (1 min) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    blas: set[str] = set()
+    tmp = tempfile.TemporaryDirectory(prefix="metric_speed_")
+    for case in cases:
+        data = Path(tmp.name) / f"{case}.npz"
+        np.savez(data, **dict(zip(("qc", "dc", "ql", "dl"), make_data(case), strict=True)))
+        load = os.getloadavg()[0]
+        runs: dict[str, list[dict]] = {i: [] for i in impls if fits(case, i)}
+        for _ in range(args.repeat):
+            for impl in runs:
+                runs[impl].append(run_worker(case, impl, args.threads, data))
+        load = max(load, os.getloadavg()[0])
+        ok = {i: [r for r in rs if "error" not in r] for i, rs in runs.items()}
+        ref = ok.get("calctopmap")
+        ref_med = statistics.median(r["seconds"] for r in ref) if ref else None
+        for impl, rs in runs.items():
+            good = ok[impl]
+            if not good:
+                print(f"| {case} | {impl} | failed: {rs[0].get('error')} | | | | | |")
+                continue
+            times = [r["seconds"] for r in good]
+            med = statistics.median(times)
+            ratio = f"{ref_med / med:.1f}x" if ref_med else "-"
+            peak = max(r["peak_rss_mb"] for r in good)
+            data = max(r["rss_data_mb"] for r in good)
+            blas.update(good[0]["blas"])
+            print(
+                f"| {case} | {impl} | {min(times):.3f} | {med:.3f} | {ratio} | "
+                f"{peak:.0f} ({data:.0f}) | {good[0]['value']:.4f} | {load:.2f} |",
+                flush=True,
+            )
+    tmp.cleanup()
+    print(f"\nthreadpoolctl BLAS pools in the workers: {', '.join(sorted(blas)) or 'none'}")
+
+
+if __name__ == "__main__":
+    if "--worker" not in sys.argv:
+        sys.path.insert(0, str(ROOT))
+    main()

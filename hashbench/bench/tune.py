@@ -263,6 +263,7 @@ def write_report(req: TuneRequest, rows: list[dict]) -> None:
     keys = list(req.grid)
     short = [k.removeprefix("model.init_args.") for k in keys]
     head = ["rank", *short, "val/mAP (mean)", "std", "seeds", "best epoch", "epochs run", "train s"]
+    # epochs are shown counted from 1 (records keep Lightning's 0-based index)
     table = []
     for i, row in enumerate(rows, 1):
         values = row["candidate"].as_dict()
@@ -279,7 +280,7 @@ def write_report(req: TuneRequest, rows: list[dict]) -> None:
                 f"{row['mean']:.4f}",
                 f"{row['std']:.4f}",
                 str(row["seeds"]),
-                "/".join(map(str, row["best_epochs"])),
+                "/".join(str(e + 1) for e in row["best_epochs"] if e is not None),
                 "/".join(map(str, row["epochs_run"])),
                 f"{row['train_s']:.0f}",
             ]

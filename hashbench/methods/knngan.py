@@ -87,6 +87,9 @@ from hashbench.models.gan import ConvCritic, TransposedConvGenerator
 from hashbench.retrieval.evaluation import DEFAULT_TIES, TieRule
 
 GanOptim = Literal["rmsprop_nesterov", "adam"]
+# chosen by gradient shares at initialisation; to be confirmed with hashbench tune (docs/protocol.md)
+LAMBDA1 = 0.01
+LAMBDA2 = 0.0001
 Lipschitz = Literal["gradient_penalty", "clip"]
 
 
@@ -144,9 +147,10 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
         k2: int = 5,
         knn_features: str = "pixels",
         knn_pretrained: bool | str = False,
-        pair_reduction: Literal["mean", "sum"] = "sum",
-        lambda1: float = 0.01,
-        lambda2: float = 0.0001,
+        pair_reduction: Literal["mean", "sum"] = "mean",
+        lambda1: float = LAMBDA1,
+        lambda2: float = LAMBDA2,
+        gan: bool = True,
         noise_dim: int = 32,
         gan_width: int = 32,
         perceptual_backbone: str = "efficientnet_lite0",
@@ -164,6 +168,8 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
         rerank: int = 0,
         grid_size: int = 16,
         image_shape: tuple[int, int, int] | None = None,
+        cache_perceptual: bool = True,
+        log_gradient_shares: bool = False,
         optim: Optim = Optim(),
         ties: TieRule = DEFAULT_TIES,
     ) -> None:
@@ -174,7 +180,10 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
         self.register_buffer("eps_current", torch.tensor(float(eps)))
         self.knn_loss = KNNGraphLoss(k1, k2, pair_reduction)
         self.knn_features, self.knn_pretrained = knn_features, knn_pretrained
-        self.lambda1, self.lambda2 = float(lambda1), float(lambda2)
+        self.lambda1, self.lambda2, self.gan = float(lambda1), float(lambda2), bool(gan)
+        self.cache_perceptual, self.log_gradient_shares = cache_perceptual, log_gradient_shares
+        self._theta_cache: tuple[Tensor, Tensor] | None = None  # (values, filled) by M's row
+        self._theta_cache_on = False  # set in setup: only with a DataModule and augment "none"
         self.noise_dim, self.gan_width = int(noise_dim), int(gan_width)
         self.perceptual_args = (perceptual_backbone, perceptual_pretrained, perceptual_size)
         self.lipschitz, self.gp_weight, self.clip_value = lipschitz, gp_weight, clip_value
@@ -194,11 +203,11 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
     # -- construction -------------------------------------------------------------------------------
     @property
     def uses_generator(self) -> bool:
-        return self.lambda1 > 0 or self.lambda2 > 0
+        return self.gan and (self.lambda1 > 0 or self.lambda2 > 0)
 
     @property
     def uses_critic(self) -> bool:
-        return self.lambda2 > 0
+        return self.gan and self.lambda2 > 0
 
     def _build_gan(self, shape: tuple[int, int, int]) -> None:
         if len(shape) != 3 or shape[0] not in (1, 3) or min(shape[1:]) < 8:
@@ -224,6 +233,14 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
             self._build_gan(_image_shape(dm))
         if stage == "fit" and dm is not None:
             self.build_neighbourhood_from(dm)
+            self.configure_perceptual_cache(getattr(dm, "augment", None))
+
+    def configure_perceptual_cache(self, augment: str | None) -> bool:
+        """Cache ``theta(I)`` of the training items when their images never change
+        (``augment == "none"``) and ``cache_perceptual``; returns whether it is on."""
+        self._theta_cache_on = bool(self.cache_perceptual and augment == "none")
+        self._theta_cache = None
+        return self._theta_cache_on
 
     def build_neighbourhood_from(self, dm) -> None:
         """``M`` from the ``train`` split's ``knn_features`` (FeatureCache; labels never read)."""
@@ -245,6 +262,7 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
             raise ValueError("knngan: train_index must be strictly increasing (sorted, unique)")
         self.train_index = idx.to(self.device)
         self.knn_loss.set_neighbourhood(neighbourhood)
+        self._theta_cache = None  # rows of M changed
 
     def positions(self, index: Tensor) -> Tensor:
         """Rows of ``M`` of the dataset items ``index`` (they must be training items)."""
@@ -261,7 +279,7 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
     @property
     def perceptual(self) -> PerceptualFeatures | None:
         name, pretrained, size = self.perceptual_args
-        if name == "none" or self.lambda1 == 0:
+        if name == "none" or self.lambda1 == 0 or not self.gan:
             return None
         if not self._perceptual:
             self._perceptual.append(PerceptualFeatures(name, pretrained, size))
@@ -349,25 +367,64 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
         return loss.detach()
 
     def loss_terms(self, r: Tensor, positions: Tensor, real: Tensor | None = None) -> dict:
-        """Eq. 8's terms for a batch (``real`` images in ``[0, 1]``); ``loss`` is their sum."""
+        """Eq. 8's terms for a batch (``real`` images in ``[0, 1]``); ``loss`` is their weighted sum.
+
+        Keys: ``neighbourhood`` (``L_N``), ``quantization`` (``L_H``, when ``lambda1 > 0``), and with
+        the GAN (``gan`` and a positive weight) ``fake``, ``mse``, ``perceptual``, ``adversarial``.
+        """
         terms = {"neighbourhood": self.knn_loss(h=r, index=positions)}
-        total = terms["neighbourhood"]
-        if self.lambda1 > 0 or self.lambda2 > 0:
+        if self.lambda1 > 0:
+            terms["quantization"] = quantization_loss(r)
+        if self.uses_generator:
             code = straight_through(r) if self.straight_through else binary_codes(r)
             fake = self.generator(code, self.noise(r.shape[0]))
             terms["fake"] = fake
-        if self.lambda1 > 0:
-            terms["mse"] = pixel_mse(real, fake)
-            theta = self.perceptual
-            terms["perceptual"] = perceptual_loss(theta, real, fake) if theta else r.new_zeros(())
-            terms["quantization"] = quantization_loss(r)
-            content = terms["mse"] + terms["perceptual"] + terms["quantization"]
-            total = total + self.lambda1 * content
-        if self.lambda2 > 0:
-            terms["adversarial"] = wasserstein_generator_loss(self.critic(fake))
-            total = total + self.lambda2 * terms["adversarial"]
-        terms["loss"] = total
+            if self.lambda1 > 0:
+                terms["mse"] = pixel_mse(real, fake)
+                theta = self.perceptual
+                if theta is not None:
+                    target = self.perceptual_target(theta, real, positions)
+                    terms["perceptual"] = perceptual_loss(theta, real, fake, target)
+            if self.uses_critic:
+                terms["adversarial"] = wasserstein_generator_loss(self.critic(fake))
+        terms["loss"] = sum(self.weighted_terms(terms).values())
         return terms
+
+    def weighted_terms(self, terms: dict) -> dict[str, Tensor]:
+        """The summands of eq. 8 present in ``terms``: ``L_N``, ``lambda1 L_H``, ``lambda1 L_MSE``,
+        ``lambda1 L_per``, ``lambda2 L_A`` (keys ``L_N``, ``L_H``, ``L_MSE``, ``L_per``, ``L_A``)."""
+        out = {"L_N": terms["neighbourhood"]}
+        for key, name, weight in (
+            ("quantization", "L_H", self.lambda1),
+            ("mse", "L_MSE", self.lambda1),
+            ("perceptual", "L_per", self.lambda1),
+            ("adversarial", "L_A", self.lambda2),
+        ):
+            if key in terms:
+                out[name] = weight * terms[key]
+        return out
+
+    @torch.no_grad()
+    def perceptual_target(self, theta, real: Tensor, positions: Tensor | None = None) -> Tensor:
+        """``theta(I)`` of a training batch; cached per item (row of ``M``) when the cache is on.
+
+        The cache holds ``n_train x |theta(I)|`` floats on the model's device (5,000 x 1,280 at the
+        default ``perceptual_size = 32``: 26 MB). It is on only when ``setup`` saw ``augment:
+        none``, so an item's image, and so ``theta(I)``, is the same every epoch.
+        """
+        if not self._theta_cache_on or positions is None:
+            return theta(real)
+        if self._theta_cache is None:
+            first = theta(real[:1])
+            n = self.train_index.numel()
+            values = first.new_zeros((n, *first.shape[1:]))
+            self._theta_cache = (values, torch.zeros(n, dtype=torch.bool, device=first.device))
+        values, filled = self._theta_cache
+        todo = ~filled[positions]
+        if bool(todo.any()):
+            values[positions[todo]] = theta(real[todo])
+            filled[positions[todo]] = True
+        return values[positions]
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         enc, gen, crit = self._optimizers()
@@ -401,6 +458,14 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
         )
         return loss.detach()
 
+    def configure_callbacks(self):
+        callbacks = list(super().configure_callbacks())
+        if self.log_gradient_shares:
+            from hashbench.methods.knngan_diagnostics import GradientShares
+
+            callbacks.append(GradientShares())
+        return callbacks
+
     def on_train_epoch_start(self) -> None:
         self.eps_current.fill_(self.eps * self.eps_anneal**self.current_epoch)
 
@@ -423,7 +488,8 @@ def _check_args(a: dict) -> None:
     checks = [
         (a["eps"] > 0 and math.isfinite(a["eps"]), "eps must be a finite number > 0"),
         (a["eps_anneal"] >= 1, "eps_anneal must be >= 1 (eps is annealed upwards)"),
-        (a["lambda1"] >= 0 and a["lambda2"] >= 0, "lambda1 and lambda2 must be >= 0"),
+        (a["lambda1"] >= 0 and math.isfinite(a["lambda1"]), "lambda1 must be a finite number >= 0"),
+        (a["lambda2"] >= 0 and math.isfinite(a["lambda2"]), "lambda2 must be a finite number >= 0"),
         (a["noise_dim"] >= 1, "noise_dim must be >= 1"),
         (a["gan_width"] >= 1, "gan_width must be >= 1"),
         (a["gp_weight"] >= 0, "gp_weight must be >= 0"),
@@ -435,6 +501,7 @@ def _check_args(a: dict) -> None:
         (a["rerank"] >= 0, "rerank (shortlist length) must be >= 0; 0 turns it off"),
         (a["grid_size"] >= 0, "grid_size must be >= 0"),
         (a["k1"] >= 1 and a["k2"] >= 0, "need k1 >= 1 and k2 >= 0"),
+        (a["k2"] <= a["k1"], f"k2 ({a['k2']}) must be <= k1 ({a['k1']}) (eqs. 2-4)"),
         (a["pair_reduction"] in ("mean", "sum"), "pair_reduction must be 'mean' or 'sum'"),
         (a["lipschitz"] in ("gradient_penalty", "clip"), "lipschitz: 'gradient_penalty' or 'clip'"),
         (a["gan_optim"] in ("rmsprop_nesterov", "adam"), "gan_optim: 'rmsprop_nesterov' or 'adam'"),

@@ -74,8 +74,14 @@ class PerceptualFeatures(nn.Module):
         raise ValueError(f"no perceptual features for backbone {self.name!r}")
 
 
-def perceptual_loss(theta: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-    """``L_per = mean (theta(I) - theta(I^R))^2`` (eq. 11), ``theta(I)`` without gradient."""
-    with torch.no_grad():
-        target = theta(real)
-    return (theta(fake) - target).pow(2).mean()
+def perceptual_loss(
+    theta: nn.Module, real: Tensor, fake: Tensor, target: Tensor | None = None
+) -> Tensor:
+    """``L_per = mean (theta(I) - theta(I^R))^2`` (eq. 11), ``theta(I)`` without gradient.
+
+    ``target``: ``theta(real)`` already computed (e.g. cached per item); ``real`` is then unused.
+    """
+    if target is None:
+        with torch.no_grad():
+            target = theta(real)
+    return (theta(fake) - target.detach()).pow(2).mean()

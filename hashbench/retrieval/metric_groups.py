@@ -155,6 +155,11 @@ class Group:
     def finish(self, arrays: tuple[np.ndarray, ...]) -> dict:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def per_query(self, arrays: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+        """The per-query values behind the scalar means of :meth:`finish` (same keys); ``{}`` when
+        a scalar is not a mean over queries (F1, AUC)."""
+        return {}
+
 
 class MAP(Group):
     def __init__(self, k: int | None, ties: str, normalize: str, n_db: int):
@@ -172,6 +177,9 @@ class MAP(Group):
 
     def finish(self, arrays):
         return {f"mAP@{k_name(self.k)}": float(arrays[0].mean())}
+
+    def per_query(self, arrays):
+        return {f"mAP@{k_name(self.k)}": arrays[0]}
 
 
 def _expected_hits_at(ch: Chunk, n: int) -> np.ndarray:
@@ -220,6 +228,13 @@ class PAtN(Group):
         out["P@N_curve"] = p
         out["R@N_curve"] = r
         out["P@N_curve/N"] = np.asarray(self.ns, dtype=np.int64)
+        return out
+
+    def per_query(self, arrays):
+        out = {}
+        for j, n in enumerate(self.ns):
+            out[f"P@{n}"] = arrays[0][:, j]
+            out[f"R@{n}"] = arrays[1][:, j]
         return out
 
 
@@ -271,6 +286,10 @@ class Radius(Group):
         f1 = 2 * p * r / (p + r) if p + r > 0 else 0.0
         rr = self.radius
         return {f"P@H<={rr}": p, f"R@H<={rr}": r, f"mAP@H<={rr}": ap, f"F1@H<={rr}": f1}
+
+    def per_query(self, arrays):
+        rr = self.radius
+        return {f"P@H<={rr}": arrays[0], f"R@H<={rr}": arrays[1], f"mAP@H<={rr}": arrays[2]}
 
 
 class NDCG(Group):

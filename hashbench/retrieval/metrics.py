@@ -134,6 +134,7 @@ def _run(
     db_labels: object,
     seed: int,
     chunk_size: int | None,
+    per_query: bool = False,
 ) -> dict:
     qc, dc, ql, dl = _check_inputs(query_codes, db_codes, query_labels, db_labels)
     chunk_size = _check_chunk_size(chunk_size)
@@ -150,6 +151,8 @@ def _run(
     for g, part in zip(groups, parts, strict=True):
         arrays = tuple(np.concatenate(a, axis=0) for a in zip(*part, strict=True))
         out.update(g.finish(arrays))
+        if per_query:
+            out.update({f"per_query/{k}": v for k, v in g.per_query(arrays).items()})
     return out
 
 
@@ -361,6 +364,7 @@ def evaluate(
     radius: int = 2,
     p_at_n: Sequence[int] = P_AT_N,
     chunk_size: int | None = None,
+    per_query: bool = False,
 ) -> dict:
     """Every requested metric group in one pass over the query chunks (distances computed once).
 
@@ -380,6 +384,9 @@ def evaluate(
         radius: Hamming radius of the ``hamming_radius`` group.
         p_at_n: the ``N`` of ``P@N`` / ``R@N`` (each capped at the database size; keys keep ``N``).
         chunk_size: queries per chunk; ``None`` = automatic. Results do not depend on it.
+        per_query: also return ``per_query/<key>`` ``(nq,)`` arrays, in query order, for every
+            scalar that is a mean over queries (``mAP@k``, ``P@N``, ``R@N``, ``P@H<=r``, ``R@H<=r``,
+            ``mAP@H<=r``): the inputs of a paired bootstrap over queries.
 
     Returns:
         A flat dict: Python floats for the scalar metrics, numpy arrays for the curves (keys in the
@@ -405,4 +412,6 @@ def evaluate(
     groups = [makers[m]() for m in dict.fromkeys(metrics)]
     if not groups:
         return {}
-    return _run(groups, query_codes, db_codes, query_labels, db_labels, seed, chunk_size)
+    return _run(
+        groups, query_codes, db_codes, query_labels, db_labels, seed, chunk_size, per_query
+    )

@@ -17,11 +17,13 @@ quote the load average with the table.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import statistics
 import tempfile
 import time
+import warnings
 
 import lightning as L
 
@@ -80,6 +82,8 @@ def main() -> None:
     parser.add_argument("--setting", choices=["cpu", "paper"], default=None)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     args = parser.parse_args()
+    warnings.filterwarnings("ignore")  # no validation: the checkpoint callback's missing key
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     rows = []
     for method in args.methods:
         seconds, per_epoch = batch_seconds(method, args.batches, args.bits, args.setting)

@@ -19,7 +19,7 @@ for m in "${@:-drsch dhih knngan pcaegan}"; do
     case $one in
       drsch) run drsch 15 "margin=[2.0, 4.0, null]" ;;
       dhih) run dhih 15 "scale=16.0,32.0" "margin=0.1,0.25,0.4" ;;
-      knngan) run knngan 8 "pair_reduction=sum,mean" "knn_features=pixels,efficientnet_lite0" ;;
+      knngan) run knngan 8 "lambda1=0.1,0.3,0.6" "lambda2=0.03,0.1,0.3" ;;
       pcaegan) run pcaegan 6 "gamma=10.0,20.0" "beta=0.05,0.1" ;;
       *) echo "unknown method $one" >&2; exit 2 ;;
     esac

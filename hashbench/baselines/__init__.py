@@ -17,6 +17,7 @@ from hashbench.baselines.pcah import PCAH
 from hashbench.baselines.sdh import SDH
 from hashbench.baselines.sh import SH
 from hashbench.baselines.sph import SpH, spherical_hamming_distances
+from hashbench.baselines.ws_ksh import WSKSH
 from hashbench.registry import Registry
 
 BASELINES: Registry[type[Hasher]] = Registry(
@@ -30,6 +31,7 @@ BASELINES: Registry[type[Hasher]] = Registry(
         "itq_cca": ITQCCA,
         "ksh": KSH,
         "sdh": SDH,
+        "ws_ksh": WSKSH,  # KSH on the WSDH stage-1 network's features (seed 002)
     },
 )
 
@@ -58,6 +60,7 @@ __all__ = [
     "ITQCCA",
     "KSH",
     "SDH",
+    "WSKSH",
     "get_baseline",
     "spherical_hamming_distances",
 ]

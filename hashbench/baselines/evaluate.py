@@ -46,7 +46,9 @@ def fit_and_evaluate(
             (:func:`hashbench.retrieval.evaluation.metric_groups`).
         ties: tie rule (:data:`hashbench.retrieval.evaluation.TieRule`).
         split_features: precomputed ``train`` / ``query`` / ``database`` features (a sweep computes
-            them once for every cell); ``None`` reads them from the :class:`FeatureCache`.
+            them once for every cell); ``None`` reads them from the :class:`FeatureCache`. A
+            baseline with an ``input_features(datamodule)`` method (``ws_ksh``: the WSDH stage-1
+            network's features) computes its own instead, and both are ignored.
 
     Returns the metrics of :func:`~hashbench.retrieval.metrics.evaluate` plus ``fit_s`` (fit wall
     time), ``encode_s`` / ``encode_per_s`` (database encoding), ``query_encode_s``, the codes
@@ -54,10 +56,13 @@ def fit_and_evaluate(
     """
     from hashbench.retrieval.metrics import evaluate
 
-    if split_features is None:
+    hasher = make_baseline(name, bits, random_state)
+    own_features = getattr(hasher, "input_features", None)
+    if own_features is not None:  # a baseline that computes its inputs from the data (ws_ksh)
+        split_features = own_features(datamodule)
+    elif split_features is None:
         cache = FeatureCache(datamodule, features, pretrained)
         split_features = {s: cache.split(s) for s in ("train", "query", "database")}
-    hasher = make_baseline(name, bits, random_state)
     y_train = datamodule.labels("train") if name in SUPERVISED else None
     t0 = time.perf_counter()
     hasher.fit(split_features["train"], y_train)

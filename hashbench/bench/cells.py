@@ -52,7 +52,8 @@ HASH_EXCLUDE = (
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One benchmark cell. Sorted: baselines first (fast), then deep methods; by name, bits, seed."""
+    """One benchmark cell. Sorted: baselines first (fast), then deep methods, then baselines built on
+    a deep method's output; by name, bits, seed."""
 
     order: int
     method: str
@@ -65,10 +66,20 @@ class Cell:
         return f"{self.method}/{self.bits}bits/seed{self.seed}"
 
 
+def _order(cfg: BenchConfig, method: str) -> int:
+    """0: shallow baselines (fast); 1: deep methods; 2: baselines built on a deep method's output
+    (an ``input_features`` hook, e.g. ``ws_ksh`` on ``wsdh``'s stage 1), after the deep cells."""
+    if cfg.kind(method) != "baseline":
+        return 1
+    from hashbench.baselines import get_baseline
+
+    return 2 if hasattr(get_baseline(method), "input_features") else 0
+
+
 def expand_cells(cfg: BenchConfig) -> list[Cell]:
     """Every cell of the grid, in the deterministic order sharding uses."""
     cells = [
-        Cell(0 if cfg.kind(m) == "baseline" else 1, m, b, s, cfg.kind(m))
+        Cell(_order(cfg, m), m, b, s, cfg.kind(m))
         for m in cfg.methods
         for b in cfg.bits
         for s in cfg.seeds

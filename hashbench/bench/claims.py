@@ -54,16 +54,24 @@ class ClaimsError(ValueError):
     """A claims file that cannot be read: one line naming the file and the bad entry."""
 
 
+def _shallow_baselines() -> set[str]:
+    """The shallow baselines proper: not those built on a deep method's network (``ws_ksh`` needs
+    ``wsdh``'s stage 1, marked by an ``input_features`` hook), which their own claims cover."""
+    from hashbench.baselines import BASELINES
+
+    return {k for k in BASELINES if not hasattr(BASELINES[k], "input_features")}
+
+
 def _supervised_baselines() -> tuple[str, ...]:
     from hashbench.baselines import SUPERVISED
 
-    return tuple(sorted(SUPERVISED))
+    return tuple(sorted(SUPERVISED & _shallow_baselines()))
 
 
 def _unsupervised_baselines() -> tuple[str, ...]:
-    from hashbench.baselines import BASELINES, SUPERVISED
+    from hashbench.baselines import SUPERVISED
 
-    return tuple(sorted(set(BASELINES) - SUPERVISED))
+    return tuple(sorted(_shallow_baselines() - SUPERVISED))
 
 
 #: Symbolic groups a claim may name instead of method keys, expanded (sorted) from the registries.

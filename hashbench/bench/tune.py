@@ -232,7 +232,8 @@ def tune(req: TuneRequest, echo=print) -> list[dict]:
         rec.write_record(path, run_candidate(req, cand, seed, config, digest))
     results = [rec.read_record(j[4]) for j in jobs]
     rows = rank(cands, results)
-    write_report(req, rows)
+    commits = sorted({str(r.get("git_commit"))[:10] for r in results if r})
+    write_report(req, rows, commits)
     if req.out is not None:
         write_chosen_config(req, rows[0])
     return rows
@@ -258,7 +259,7 @@ def rank(cands: list[Candidate], results: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: -r["mean"] if r["seeds"] else float("inf"))
 
 
-def write_report(req: TuneRequest, rows: list[dict]) -> None:
+def write_report(req: TuneRequest, rows: list[dict], commits: Sequence[str] = ()) -> None:
     """``<report>/tune.md`` and ``tune.csv``: the ranking by held-out ``val/mAP``."""
     keys = list(req.grid)
     short = [k.removeprefix("model.init_args.") for k in keys]
@@ -296,7 +297,7 @@ def write_report(req: TuneRequest, rows: list[dict]) -> None:
         f"- configs: {', '.join(f'`{p}`' for p in files if p is not None)}",
         f"- bits: {req.bits}; seeds: {', '.join(map(str, req.seeds))}; fixed: "
         + (", ".join(f"`{k}={v}`" for k, v in req.fixed.items()) or "none"),
-        f"- commit: {rec.git_commit()['commit']}",
+        f"- trained at commit(s): {', '.join(commits) or 'unknown'}",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join(" --- " for _ in head) + "|",

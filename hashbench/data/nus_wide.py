@@ -150,7 +150,10 @@ def read_all_tags(root: Path, n: int) -> list[list[str]]:
         lines.pop()
     if len(lines) != n:
         raise CorruptDatasetError(
-            f"{root / ALL_TAGS} has {len(lines)} lines but {IMAGE_LIST} lists {n} images"
+            f"{root / ALL_TAGS} has {len(lines)} lines but {root / IMAGE_LIST} lists {n} images; "
+            "the tag file must have one '<photo id> tag tag ...' line per image of Imagelist.txt, "
+            "in its order. Replace it with the All_Tags.txt of the same NUS-WIDE release, or read "
+            "the data without it: --data.init_args.tags 1k (AllTags1k.txt) or none"
         )
     allowed = None
     if (root / TAG_LIST_5K).is_file():

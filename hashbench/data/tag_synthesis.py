@@ -2,8 +2,10 @@
 section 2).
 
 :func:`synthetic_tags` draws a documented synthetic noisy tag list per image; its ``tag_source``
-string starts with ``synthetic:`` and is recorded in the method's hyper-parameters (and so in every
-record and table).
+string starts with ``synthetic:label-derived:`` and is recorded in the method's hyper-parameters
+(and so in every record and table). These tags are drawn from the class labels, so a stage 1 on them
+is close to label supervision; the default source, which does not read the labels, is the
+classifier tags of ``models/classifier_tags.py``.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def synthetic_tags(
 
     Returns:
         ``(tag_lists, tag_source)`` with ``tag_source =
-        "synthetic:class-words+noise(k=<k>,rate=<rate>,seed=<seed>)"``.
+        "synthetic:label-derived:class-words+noise(k=<k>,rate=<rate>,seed=<seed>)"``: the tags are
+        drawn from the labels, and the string says so in every record.
     """
     if tags_per_image < 1:
         raise ValueError(f"tags_per_image must be >= 1, got {tags_per_image}")
@@ -99,7 +102,7 @@ def synthetic_tags(
                 vocab = words[classes[rng.integers(len(classes))]]
                 tags.append(vocab[rng.integers(len(vocab))])
         out.append(list(dict.fromkeys(tags)))
-    source = f"synthetic:class-words+noise(k={tags_per_image},rate={noise_rate},seed={seed})"
+    source = f"synthetic:label-derived:class-words+noise(k={tags_per_image},rate={noise_rate},seed={seed})"
     return out, source
 
 

@@ -20,11 +20,12 @@ reconstruction grids and secondary screening: :mod:`hashbench.methods.knngan_eva
 
 Loss (eq. 8): ``L = L_N + lambda1 (L_MSE + L_per + L_H) + lambda2 L_A`` with
 
-- ``L_N = 1/2 sum_{i != j in batch} ((1/q) R_i^T R_j - M_ij)^2``  (eq. 9, relaxed ``h = R``);
+- ``L_N = 1/2 sum_{i != j in batch} ((1/q) R_i^T R_j - M_ij)^2``  (eq. 9, relaxed ``h = R``),
+  divided by the ``B(B-1)`` ordered pairs by default (``pair_reduction``);
 - ``L_MSE = 1/(CWH) sum (I - I^R)^2``  (eq. 10);
 - ``L_per = 1/|theta| sum (theta(I) - theta(I^R))^2``, ``theta`` = last conv layer of a frozen
   network (eq. 11);
-- ``L_H = 1/2 ||b - R||^2``  (eq. 12);
+- ``L_H = 1/2 ||b - R||^2``  (eq. 12), divided by ``q`` by default (``quantization_reduction``);
 
 and the GAN's parameters trained with RMSProp + Nesterov momentum (eqs. 5-7,
 :class:`hashbench.optim.RMSPropNesterov`).
@@ -33,17 +34,31 @@ Interpretation / Resolved (also in ``docs/methods/knngan.md``):
 
 - Features for ``M``: the paper uses VGG-19 FC7 features of the images. Here ``knn_features`` names
   any :class:`~hashbench.models.features.FeatureCache` source: the shipped configs use
-  ``efficientnet_lite0`` with ImageNet weights (closest to the paper; measured 0.05-0.14 mAP better
-  than pixels), the constructor's default and ``make bench``'s CPU profile use ``pixels`` (free, the
+  ``efficientnet_lite0`` with ImageNet weights (closest to the paper; 0.05-0.14 mAP better
+  than pixels in a test-set figure, so re-chosen by ``hashbench tune`` on validation), the constructor's default and ``make bench``'s CPU profile use ``pixels`` (free, the
   baselines' input). They are fixed, computed once on the ``train`` split in ``setup``; no labels.
-- Reductions: ``L_N`` is eq. 9's sum over the ordered pairs ``i != j`` of the batch
-  (``pair_reduction: mean`` averages instead; measured worse with the GAN terms, see the docs);
-  the other terms are batch means; ``L_H`` sums over bits and averages over images;
-  ``L_MSE``/``L_per`` average over pixels/feature elements and images. The paper gives no
-  ``lambda1``, ``lambda2``; defaults ``lambda1 = 0.01`` (with the summed ``L_N`` the encoder is
-  driven mainly by ``L_N``)
-  and ``lambda2 = 1e-4``: with ``lambda2 = lambda1`` the critic's gradient swamps ``L_MSE`` in the
-  generator's update and it does not learn to reconstruct (measured, docs/methods/knngan.md).
+- Reductions (issue #18): every term is a mean per element, so the lambdas weigh terms of one
+  scale, as eq. 8 reads: ``L_N`` averages eq. 9 over the ordered pairs ``i != j`` of the batch
+  (``pair_reduction: sum`` = eq. 9 literally, ``B(B-1)`` = 16,256 times larger at batch 128);
+  ``L_H`` averages over bits and images (``quantization_reduction: sum`` = eq. 12 literally, ``q``
+  times larger); ``L_MSE``/``L_per`` average over pixels/feature elements and images (eqs. 10-11).
+- ``lambda1 = 0.3``, ``lambda2 = 0.1`` (the paper gives none): chosen by gradient shares at
+  initialisation; to be confirmed with hashbench tune (docs/protocol.md). On a fresh 32-bit model,
+  batch 128 of Fashion-MNIST, the weighted gradient norms on the hash layer
+  (:mod:`hashbench.methods.knngan_diagnostics`) are then ``L_N`` 0.15, ``lambda1 L_H`` 0.15,
+  ``lambda1 L_MSE`` 7.3e-4, ``lambda1 L_per`` 1.3e-3, ``lambda2 L_A`` 9.6e-4: the GAN/content terms
+  at 1/100-1/200 of ``L_N``. ``lambda1`` also weighs ``L_H``, whose gradient is 200 times
+  ``L_MSE``'s: ``lambda1 = 1`` (``L_MSE`` at 1/60 of ``L_N``, ``L_H`` 3.4 times ``L_N``) collapsed
+  the codes within one epoch (8 distinct codes among 1,000 training images, val/mAP 0.14 against
+  0.24 at 0.3; docs/methods/knngan.md). On the generator ``lambda2 L_A`` (0.07) stays below
+  ``lambda1 L_MSE`` (0.10) at initialisation. The earlier defaults (``L_N``, ``L_H`` summed,
+  ``lambda1 = 0.01``, ``lambda2 = 1e-4``) gave ``L_N`` 2.4e3 against 2.5e-5 to 9e-7 for the GAN
+  terms: the GAN could not change the codes.
+- Ablation ``gan: false`` (``knngan_nogan``): no generator, critic or ``theta``, so no ``L_MSE``,
+  ``L_per``, ``L_A``; ``L_N`` and ``lambda1 L_H`` are kept, so it isolates the GAN.
+- With ``augment: none`` (``cache_perceptual``), ``theta(I)`` of each training item is computed
+  once and kept in memory (``theta`` is frozen and the image never changes); ``theta(I^R)`` is
+  computed every step.
 - The generator sees the binary code ``b`` with a straight-through gradient
   (``b + R - stop_grad(R)``), so the GAN terms reach the encoder (``straight_through: false``
   feeds ``b`` without gradient: the GAN then cannot change the codes).
@@ -88,8 +103,8 @@ from hashbench.retrieval.evaluation import DEFAULT_TIES, TieRule
 
 GanOptim = Literal["rmsprop_nesterov", "adam"]
 # chosen by gradient shares at initialisation; to be confirmed with hashbench tune (docs/protocol.md)
-LAMBDA1 = 0.01
-LAMBDA2 = 0.0001
+LAMBDA1 = 0.3
+LAMBDA2 = 0.1
 Lipschitz = Literal["gradient_penalty", "clip"]
 
 
@@ -110,8 +125,12 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
         knn_features: fixed features ``M`` is built from: ``pixels`` or a backbone name.
         knn_pretrained: weights of that backbone.
         pair_reduction: ``mean`` (over the ordered pairs ``i != j``) or ``sum`` (eq. 9) for ``L_N``.
-        lambda1: weight of ``L_C = L_MSE + L_per + L_H``.
-        lambda2: weight of ``L_A``.
+        quantization_reduction: ``mean`` (over bits) or ``sum`` (eq. 12) for ``L_H``.
+        lambda1: weight of ``L_C = L_MSE + L_per + L_H`` (chosen by gradient shares at
+            initialisation; to be confirmed with hashbench tune, docs/protocol.md).
+        lambda2: weight of ``L_A`` (chosen likewise).
+        gan: build the generator, critic and ``theta`` (``False``: the ablation without ``L_MSE``,
+            ``L_per``, ``L_A``; ``L_N`` and ``L_H`` unchanged).
         noise_dim: ``d``, length of the binary noise ``z``.
         gan_width: channel width of the generator and critic.
         perceptual_backbone: ``theta``'s network, or ``none`` to drop ``L_per``.
@@ -130,6 +149,9 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
             (``0`` = off); logged as ``test/rerank_mAP@<k>``.
         grid_size: images in the per-validation-epoch reconstruction grid (``0`` = none).
         image_shape: ``(C, H, W)`` of the images; ``None`` = from the DataModule.
+        cache_perceptual: with ``augment: none``, compute ``theta(I)`` once per training item.
+        log_gradient_shares: add :class:`~hashbench.methods.knngan_diagnostics.GradientShares`
+            (``diag/grad_<term>`` once per epoch).
         optim: encoder optimiser settings.
         ties: tie rule of the reported metrics.
     """
@@ -148,6 +170,7 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
         knn_features: str = "pixels",
         knn_pretrained: bool | str = False,
         pair_reduction: Literal["mean", "sum"] = "mean",
+        quantization_reduction: Literal["mean", "sum"] = "mean",
         lambda1: float = LAMBDA1,
         lambda2: float = LAMBDA2,
         gan: bool = True,
@@ -180,6 +203,7 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
         self.register_buffer("eps_current", torch.tensor(float(eps)))
         self.knn_loss = KNNGraphLoss(k1, k2, pair_reduction)
         self.knn_features, self.knn_pretrained = knn_features, knn_pretrained
+        self.quantization_reduction = quantization_reduction
         self.lambda1, self.lambda2, self.gan = float(lambda1), float(lambda2), bool(gan)
         self.cache_perceptual, self.log_gradient_shares = cache_perceptual, log_gradient_shares
         self._theta_cache: tuple[Tensor, Tensor] | None = None  # (values, filled) by M's row
@@ -234,6 +258,8 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
         if stage == "fit" and dm is not None:
             self.build_neighbourhood_from(dm)
             self.configure_perceptual_cache(getattr(dm, "augment", None))
+        if stage == "fit":
+            _ = self.perceptual  # build theta now: its initialisation draws random numbers
 
     def configure_perceptual_cache(self, augment: str | None) -> bool:
         """Cache ``theta(I)`` of the training items when their images never change
@@ -374,7 +400,7 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
         """
         terms = {"neighbourhood": self.knn_loss(h=r, index=positions)}
         if self.lambda1 > 0:
-            terms["quantization"] = quantization_loss(r)
+            terms["quantization"] = quantization_loss(r, self.quantization_reduction)
         if self.uses_generator:
             code = straight_through(r) if self.straight_through else binary_codes(r)
             fake = self.generator(code, self.noise(r.shape[0]))
@@ -503,6 +529,10 @@ def _check_args(a: dict) -> None:
         (a["k1"] >= 1 and a["k2"] >= 0, "need k1 >= 1 and k2 >= 0"),
         (a["k2"] <= a["k1"], f"k2 ({a['k2']}) must be <= k1 ({a['k1']}) (eqs. 2-4)"),
         (a["pair_reduction"] in ("mean", "sum"), "pair_reduction must be 'mean' or 'sum'"),
+        (
+            a["quantization_reduction"] in ("mean", "sum"),
+            "quantization_reduction must be 'mean' or 'sum'",
+        ),
         (a["lipschitz"] in ("gradient_penalty", "clip"), "lipschitz: 'gradient_penalty' or 'clip'"),
         (a["gan_optim"] in ("rmsprop_nesterov", "adam"), "gan_optim: 'rmsprop_nesterov' or 'adam'"),
     ]

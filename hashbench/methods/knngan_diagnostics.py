@@ -49,9 +49,11 @@ def term_gradients(model, images: Tensor, index: Tensor) -> dict[str, Tensor]:
     out = {}
     for name, value in weighted.items():
         grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
-        out[name] = torch.cat(
-            [(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)]
-        ).detach()
+        flat = [
+            (torch.zeros_like(p) if g is None else g).reshape(-1)
+            for g, p in zip(grads, params, strict=True)
+        ]
+        out[name] = torch.cat(flat).detach()
     return out
 
 

@@ -42,7 +42,7 @@ class ReconstructionGrids:
     def reconstruct(self, images: Tensor, seed: int = 0) -> Tensor:
         """``G(b, z)`` of ``images`` with a fixed noise (``[0, 1]`` floats)."""
         if self.generator is None:
-            raise ValueError("knngan: no generator (lambda1 = lambda2 = 0)")
+            raise ValueError("knngan: no generator (gan: false, or lambda1 = lambda2 = 0)")
         g = torch.Generator().manual_seed(seed)
         z = torch.randint(0, 2, (images.shape[0], self.noise_dim), generator=g).float() * 2 - 1
         was = self.generator.training

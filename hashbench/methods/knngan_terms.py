@@ -23,10 +23,17 @@ def straight_through(r: Tensor) -> Tensor:
 _QUANTIZATION = QuantizationLoss()  # ||h_i - b_i||^2 with b = binary_codes(h), mean over items
 
 
-def quantization_loss(r: Tensor) -> Tensor:
-    """``L_H = 1/2 ||b - R||^2`` (eq. 12), summed over bits, averaged over the batch: half the
-    shared :class:`~hashbench.losses.constraints.QuantizationLoss` (survey eq. 2)."""
-    return 0.5 * _QUANTIZATION(h=r)
+def quantization_loss(r: Tensor, reduction: str = "sum") -> Tensor:
+    """``L_H = 1/2 ||b - R||^2`` (eq. 12), averaged over the batch: half the shared
+    :class:`~hashbench.losses.constraints.QuantizationLoss` (survey eq. 2).
+
+    ``reduction="sum"``: summed over the ``q`` bits (eq. 12 literally); ``"mean"``: averaged over
+    them, ``1/(2q) ||b - R||^2`` (per element, like ``L_MSE`` per pixel and ``L_per`` per feature).
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"quantization reduction must be 'mean' or 'sum', got {reduction!r}")
+    value = 0.5 * _QUANTIZATION(h=r)
+    return value / r.shape[1] if reduction == "mean" else value
 
 
 def pixel_mse(real: Tensor, fake: Tensor) -> Tensor:

@@ -31,13 +31,30 @@ Three stages (networks in :mod:`hashbench.models.gan`, adversarial losses in
    images: ``L_F = L_Fc + beta L_Fq`` (eq. 14) with the Cauchy cross-entropy and quantisation of
    :mod:`hashbench.losses.cauchy` (eqs. 1, 4, 13, 15, 16).
 
-Joint training (eq. 17), manual optimisation, five optimisers ``[F, D, G, H, C]``, per batch:
+Joint training (eq. 17), manual optimisation, five optimisers ``[F, D, G, H, C]``, per batch of
+``B`` real images: ``G`` makes ``B`` synthetic images, ``k = B - m`` conditioned on the batch's codes
+``H_i`` (the first ``k`` rows) and ``m = round(prior_fraction B)`` on prior codes ``Z_r`` (the
+last ``m``), then
 
 - critic phase: ``D`` minimises ``eta L_D`` (``L_F`` does not depend on ``D``); ``C`` minimises
   ``eta L_C`` on the batch's codes ``H_B`` (detached) and prior samples ``Z_r``;
 - generator phase (every ``n_critic``-th batch): ``G`` and ``H`` minimise
-  ``L_F + eta (L_G + L_H - E[C(H_B)])``;
-- encoder phase: ``F`` minimises ``L_F``.
+  ``L_F + eta (L_G + L_H - E[C(H_B)])``, and ``F`` steps on the same backward pass (``L_F`` is the
+  only term of the sum that reaches ``F``, so its gradient is exactly that of the encoder phase);
+- encoder phase (the other batches): ``F`` minimises ``L_F``.
+
+Two named settings (argument ``setting``; the resolved config records which ran):
+
+- ``paper`` (the method's reference, the class default): ``n_critic`` 5 (HashGAN, METHODS.md),
+  DCGAN-size nets: ``G`` ``4w, 2w, w`` = 256, 128, 64 channels, ``D`` 64, 128, 256, 256 channels
+  (Radford et al. 2016, ngf = ndf = 64), ``C`` 750 units a layer (alpha-GAN's code discriminator,
+  Rosca et al. 2017), noise 100 (DCGAN); with the class defaults for the rest: Adam 2e-4, betas
+  (0.9, 0.999) for all five nets, no schedule. Batch 64 is the DataModule's ``batch_size``.
+- ``cpu`` (a documented deviation, ``configs/methods/pcaegan.yaml``): ``n_critic`` 1, ``G``/``D``
+  width 16, ``C`` 128 units, noise 32 (the config also sets ``F``'s Adam to 1e-3 with a cosine
+  schedule). See docs/methods/pcaegan.md for why.
+
+An argument given explicitly (not ``None``) overrides its setting's value.
 
 Interpretation (marked in the docs too):
 
@@ -50,6 +67,16 @@ Interpretation (marked in the docs too):
   and ``L_G`` reach ``H``); a synthetic image inherits the labels of the image whose code
   conditioned it; the binarised stage-1 codes condition the per-class sample grids
   (:mod:`hashbench.methods.pcaegan_samples`);
+- Resolved (prior codes): METHODS.md section 3 conditions ``G`` on a training image's code *or a
+  code sampled from the prior* ``Z_r``, and the seed's eq. 10 text has ``G`` fool ``D`` "with
+  synthetic images generated from the similarity codes and random vectors"; alpha-GAN (which
+  PC-AEGAN builds on) decodes prior samples as well as encoded ones. A prior-coded image has no
+  label and no row in ``S`` (eqs. 2, 8, 10 sum over ``S_ij in S``, pairs of training images), so it
+  enters only the Wasserstein terms: ``E[D(I_f)]`` of eq. 7 (and its gradient penalty) and
+  ``-E[D(I_f)]`` of eq. 10; the pair terms of eqs. 8 and 10 and the hash loss ``L_F`` (eq. 14,
+  training pairs ``(I_i, I_j, S_ij)``) use only the ``k`` data-coded synthetic images. ``k >= 1``
+  (``m <= B - 1``). ``pcwgan`` defaults to ``prior_fraction`` 0: without ``C`` nothing ties the
+  prior to the codes ``G`` learns from (the reason alpha-GAN adds ``C``);
 - ``G`` starts with a linear projection to a ``(4 w, s/4, s/4)`` map (BatchNorm + ReLU), then two
   ``nearest x2 -> conv 3x3 -> BN -> ReLU`` blocks and a last ``conv 3x3 -> tanh``;
 - ``D``'s normalisation is a per-sample layer norm (``GroupNorm(1, ch)``; BatchNorm is not valid
@@ -59,9 +86,10 @@ Interpretation (marked in the docs too):
   head's form);
 - ``C``: ``FC -> LeakyReLU -> FC -> LayerNorm -> LeakyReLU -> FC`` (normalisation after every FC but
   the first and last, as in ``D``);
-- pairs for eq. 8 / 10 are all (synthetic, real) pairs of the batch, averaged (the paper sums);
+- pairs for eq. 8 / 10 are all (data-coded synthetic, real) pairs of the batch, averaged (the
+  paper sums);
   ``L_H`` on a batch is the mean of ``(S_ij - H_i H_j^T / q)^2`` over its ``B x B`` block;
-- ``L_F`` over all ordered pairs of the concatenated real + synthetic batch.
+- ``L_F`` over all ordered pairs of the concatenated real + data-coded synthetic batch.
 
 Ablations (registry keys): ``pcwgan`` (:class:`PCWGAN`: no code discriminator, HashGAN's cosine
 losses) and ``dch`` (:class:`DCH`: stage 3 alone, on real images, no GAN).
@@ -97,6 +125,25 @@ from hashbench.retrieval.evaluation import DEFAULT_TIES, TieRule
 HashLoss = Literal["cauchy", "cosine"]
 #: optimiser order of :meth:`PCAEGAN.configure_optimizers` (``C`` only with the code discriminator).
 GROUPS: tuple[str, ...] = ("F", "D", "G", "H", "C")
+Setting = Literal["paper", "cpu"]
+#: the values of the setting-controlled arguments (module docstring): the paper's (HashGAN's
+#: ``n_critic``, DCGAN-size ``G``/``D``, alpha-GAN's ``C``) and the CPU deviation.
+SETTINGS: dict[str, dict[str, int]] = {
+    "paper": {
+        "n_critic": 5,
+        "noise_dim": 100,
+        "generator_width": 64,
+        "discriminator_width": 64,
+        "code_width": 750,
+    },
+    "cpu": {
+        "n_critic": 1,
+        "noise_dim": 32,
+        "generator_width": 16,
+        "discriminator_width": 16,
+        "code_width": 128,
+    },
+}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -135,6 +182,9 @@ class PCAEGAN(SampleGrids, HashingMethod):
         bits: code length ``K = q``.
         backbone: backbone of the hash encoder ``F``.
         pretrained: backbone weights (see :class:`HashingMethod`).
+        setting: ``paper`` (the reference) or ``cpu`` (a deviation): the values of ``n_critic``,
+            ``noise_dim``, ``generator_width``, ``discriminator_width`` and ``code_width`` left
+            ``None`` (:data:`SETTINGS`).
         hash_loss: ``cauchy`` (DCH's terms, eqs. 15-16) or ``cosine`` (HashGAN's); ``None`` = the
             class default (``cauchy``; ``cosine`` for :class:`PCWGAN`).
         gamma: Cauchy scale ``gamma`` (eq. 1).
@@ -142,11 +192,15 @@ class PCAEGAN(SampleGrids, HashingMethod):
         beta: quantisation weight ``beta`` (eq. 14).
         eta: weight ``eta`` of the GAN terms (eq. 17).
         gp_weight: gradient-penalty weight ``lambda`` (eqs. 7, 11).
-        n_critic: critic (``D``, ``C``) steps per generator (``G``, ``H``) step.
-        noise_dim: dimension of the generator's noise ``z``.
-        generator_width: ``G``'s base width ``w``.
-        discriminator_width: ``D``'s base width ``w``.
-        code_width: hidden units of ``C``.
+        n_critic: critic (``D``, ``C``) steps per generator (``G``, ``H``) step; ``None``: the
+            setting's.
+        noise_dim: dimension of the generator's noise ``z``; ``None``: the setting's.
+        generator_width: ``G``'s base width ``w``; ``None``: the setting's.
+        discriminator_width: ``D``'s base width ``w``; ``None``: the setting's.
+        code_width: hidden units of ``C``; ``None``: the setting's.
+        prior_fraction: fraction ``m / B`` of each batch's synthetic images conditioned on prior
+            codes ``Z_r`` rather than on the batch's codes ``H`` (``0 <= f < 1``; at most ``B - 1``
+            images); ``None``: the class default (0.5; 0 for :class:`PCWGAN`).
         pair_scale: ``s_p`` of the pair head ``sigmoid(s_p cos(e_a, e_b))``.
         gan_lr: Adam learning rate of ``D``, ``G``, ``C`` and ``H`` (eq. 17).
         gan_betas: Adam betas of ``D``, ``G``, ``C`` and ``H``.
@@ -167,6 +221,7 @@ class PCAEGAN(SampleGrids, HashingMethod):
     use_gan: ClassVar[bool] = True
     use_code_discriminator: ClassVar[bool] = True
     default_hash_loss: ClassVar[HashLoss] = "cauchy"
+    default_prior_fraction: ClassVar[float] = 0.5
     activation = "tanh"
 
     def __init__(
@@ -174,17 +229,19 @@ class PCAEGAN(SampleGrids, HashingMethod):
         bits: int = 32,
         backbone: str = "small_cnn",
         pretrained: bool | str = False,
+        setting: Setting = "paper",
         hash_loss: HashLoss | None = None,
         gamma: float = 20.0,
         alpha: float = 10.0,
         beta: float = 0.1,
         eta: float = 1.0,
         gp_weight: float = 10.0,
-        n_critic: int = 5,
-        noise_dim: int = 64,
-        generator_width: int = 32,
-        discriminator_width: int = 32,
-        code_width: int = 256,
+        n_critic: int | None = None,
+        noise_dim: int | None = None,
+        generator_width: int | None = None,
+        discriminator_width: int | None = None,
+        code_width: int | None = None,
+        prior_fraction: float | None = None,
         pair_scale: float = 5.0,
         gan_lr: float = 2e-4,
         gan_betas: tuple[float, float] = (0.9, 0.999),
@@ -201,6 +258,20 @@ class PCAEGAN(SampleGrids, HashingMethod):
         ties: TieRule = DEFAULT_TIES,
     ) -> None:
         name = type(self).__name__
+        if setting not in SETTINGS:
+            raise ValueError(f"{name}: setting must be one of {sorted(SETTINGS)}, got {setting!r}")
+        chosen = SETTINGS[setting]
+        n_critic = chosen["n_critic"] if n_critic is None else n_critic
+        noise_dim = chosen["noise_dim"] if noise_dim is None else noise_dim
+        generator_width = chosen["generator_width"] if generator_width is None else generator_width
+        discriminator_width = (
+            chosen["discriminator_width"] if discriminator_width is None else discriminator_width
+        )
+        code_width = chosen["code_width"] if code_width is None else code_width
+        if prior_fraction is None:
+            prior_fraction = self.default_prior_fraction
+        if not 0 <= prior_fraction < 1:
+            raise ValueError(f"{name}: prior_fraction must be in [0, 1), got {prior_fraction}")
         hash_loss = hash_loss or self.default_hash_loss
         if hash_loss not in ("cauchy", "cosine"):
             raise ValueError(f"{name}: hash_loss must be 'cauchy' or 'cosine', got {hash_loss!r}")
@@ -240,6 +311,7 @@ class PCAEGAN(SampleGrids, HashingMethod):
         self.n_critic, self.noise_dim = int(n_critic), int(noise_dim)
         self.widths = (int(generator_width), int(discriminator_width), int(code_width))
         self.pair_scale = float(pair_scale)
+        self.setting, self.prior_fraction = setting, float(prior_fraction)
         self.gan_lr, self.gan_betas = float(gan_lr), tuple(float(b) for b in gan_betas)
         self.stage1 = (int(stage1_epochs), int(stage1_block), float(stage1_lr))
         self.samples_per_class, self.seed = int(samples_per_class), int(seed)
@@ -362,14 +434,23 @@ class PCAEGAN(SampleGrids, HashingMethod):
         return self.pair_scale * cosine_matrix(emb_fake, emb_real)
 
     def discriminator_loss(self, real: Tensor, fake: Tensor, sim: Tensor) -> dict[str, Tensor]:
-        """``L_D = E[D(fake)] - E[D(real)] + lambda GP_D + L_DC`` (eqs. 7-9)."""
+        """``L_D = E[D(fake)] - E[D(real)] + lambda GP_D + L_DC`` (eqs. 7-9).
+
+        ``fake`` ``(B, ...)``: its first ``k = len(sim)`` rows are coded by the batch's ``H`` (they
+        inherit the labels), the rest by the prior; ``sim`` ``(k, B)``: ``S`` between those ``k``
+        synthetic images and the real ones. All ``B`` enter eq. 7, the ``k`` alone eq. 8.
+        """
         d = self.discriminator
         s_real, e_real = d(real)
         s_fake, e_fake = d(fake.detach())
         gp = gradient_penalty(d.score, real, fake)
-        dc = pair_bce(self.pair_logits(e_fake, e_real), sim)
+        dc = pair_bce(self.pair_logits(e_fake[: len(sim)], e_real), sim)
         wd = wasserstein_critic_loss(s_real, s_fake)
         return {"L_D": wd + self.gp_weight * gp + dc, "L_DS_wd": wd, "L_DC": dc, "GP_D": gp}
+
+    def prior_count(self, batch: int) -> int:
+        """``m = round(prior_fraction B)`` prior-coded synthetic images of a batch, at most ``B - 1``."""
+        return max(0, min(round(self.prior_fraction * batch), batch - 1))
 
     def code_critic_loss(self, codes: Tensor, prior: Tensor) -> dict[str, Tensor]:
         """``L_C = E[C(H)] - E[C(Z_r)] + lambda GP_C`` (eq. 11), ``H`` detached."""
@@ -407,7 +488,8 @@ class PCAEGAN(SampleGrids, HashingMethod):
         return list(opts) if isinstance(opts, list | tuple) else [opts]
 
     def critic_phase(self, real: Tensor, fake: Tensor, codes: Tensor, sim: Tensor) -> dict:
-        """``D`` minimises ``eta L_D``; ``C`` minimises ``eta L_C``."""
+        """``D`` minimises ``eta L_D``; ``C`` minimises ``eta L_C`` (``sim``: ``(k, B)``, see
+        :meth:`discriminator_loss`)."""
         out = self.discriminator_loss(real, fake, sim)
         self._step("D", self.eta * out["L_D"])
         if self.code_discriminator is not None:
@@ -417,30 +499,41 @@ class PCAEGAN(SampleGrids, HashingMethod):
         return out
 
     def generator_phase(
-        self, real: Tensor, labels: Tensor, rows: Tensor, noise: Tensor, sim: Tensor
+        self, real: Tensor, labels: Tensor, rows: Tensor, noise: Tensor, prior: Tensor | None = None
     ) -> dict:
-        """``G`` and ``H`` minimise ``L_F + eta (L_G + L_H - E[C(H_B)])`` (eqs. 6, 10, 17)."""
+        """``G`` and ``H`` minimise ``L_F + eta (L_G + L_H - E[C(H_B)])`` (eqs. 6, 10, 17); ``F``
+        steps on the same backward pass (only ``L_F`` reaches ``F``).
+
+        ``G`` is conditioned on ``[H_1..H_k, prior]`` (``k = B - len(prior)``): the Wasserstein
+        term of eq. 10 takes all ``B`` synthetic images, its pair term and ``L_F`` the first ``k``.
+        """
         codes = torch.sigmoid(self.code_logits[rows])
-        fake = self.generator(codes, noise)
+        m = 0 if prior is None else len(prior)
+        k = len(codes) - m
+        cond = codes if not m else torch.cat([codes[:k], prior])
+        fake = self.generator(cond, noise)
         s_fake, e_fake = self.discriminator(fake)
         with torch.no_grad():
             _, e_real = self.discriminator(real)
-        l_g = wasserstein_generator_loss(s_fake) + pair_bce(self.pair_logits(e_fake, e_real), sim)
-        l_h = code_reconstruction_loss(codes, codes, pairwise_similarity(labels))
-        h = self(torch.cat([(real + 1) / 2, (fake + 1) / 2]))
-        l_f = self.hash_objective(h, torch.cat([labels, labels]))["L_F"]
+        sim = pairwise_similarity(labels)
+        l_g = wasserstein_generator_loss(s_fake) + pair_bce(
+            self.pair_logits(e_fake[:k], e_real), sim[:k]
+        )
+        l_h = code_reconstruction_loss(codes, codes, sim)
+        h = self(torch.cat([(real + 1) / 2, (fake[:k] + 1) / 2]))
+        out = self.hash_objective(h, torch.cat([labels, labels[:k]]))
         gan = l_g + l_h
-        out = {"L_G": l_g, "L_H": l_h}
+        out.update(L_G=l_g, L_H=l_h)
         if self.code_discriminator is not None:
             adv = wasserstein_generator_loss(self.code_discriminator(codes))
             gan = gan + adv
             out["L_H_adv"] = adv
-        total = l_f + self.eta * gan
+        total = out["L_F"] + self.eta * gan
         self.zero_grad(set_to_none=True)
         self.manual_backward(total)
         opts = dict(zip(self.group_parameters(), self._optimizers(), strict=True))
-        opts["G"].step()
-        opts["H"].step()
+        for key in ("G", "H", "F"):
+            opts[key].step()
         self.zero_grad(set_to_none=True)
         return out
 
@@ -457,16 +550,21 @@ class PCAEGAN(SampleGrids, HashingMethod):
         else:
             real = to_gan_range(images)
             rows = self.batch_rows(batch["index"])
-            sim = pairwise_similarity(labels)
+            m = self.prior_count(len(real))
+            k = len(real) - m
+            sim = pairwise_similarity(labels[:k], labels)
             noise = torch.randn(len(real), self.noise_dim, device=self.device)
+            prior = self.sample_prior(m) if m else None
             codes = torch.sigmoid(self.code_logits[rows]).detach()
+            cond = codes if prior is None else torch.cat([codes[:k], prior])
             with torch.no_grad():
-                fake = self.generator(codes, noise)
+                fake = self.generator(cond, noise)
             logs = self.critic_phase(real, fake, codes, sim)
-            if batch_idx % self.n_critic == 0:
-                logs.update(self.generator_phase(real, labels, rows, noise, sim))
-            both = torch.cat([(real + 1) / 2, (fake + 1) / 2])
-            logs.update(self.encoder_phase(both, torch.cat([labels, labels])))
+            if batch_idx % self.n_critic == 0:  # G, H and F on one backward pass
+                logs.update(self.generator_phase(real, labels, rows, noise, prior))
+            else:
+                both = torch.cat([(real + 1) / 2, (fake[:k] + 1) / 2])
+                logs.update(self.encoder_phase(both, torch.cat([labels, labels[:k]])))
         self.log_dict(
             {f"train/{k}": v.detach() for k, v in logs.items()},
             on_step=False,
@@ -484,11 +582,13 @@ class PCWGAN(PCAEGAN):
     """PC-WGAN ablation (HashGAN, Cao, Liu, Long, Wang, CVPR 2018): PC-AEGAN without the code
     discriminator ``C``, with HashGAN's cosine cross-entropy and cosine quantisation by default.
 
-    Same arguments as :class:`PCAEGAN` (``code_width`` is unused).
+    Same arguments as :class:`PCAEGAN` (``code_width`` is unused; ``prior_fraction`` defaults
+    to 0, see the module docstring).
     """
 
     use_code_discriminator = False
     default_hash_loss = "cosine"
+    default_prior_fraction = 0.0
 
 
 class DCH(PCAEGAN):
@@ -519,5 +619,12 @@ class DCH(PCAEGAN):
         ties: TieRule = DEFAULT_TIES,
     ) -> None:
         super().__init__(
-            bits, backbone, pretrained, "cauchy", gamma, beta=beta, optim=optim, ties=ties
+            bits,
+            backbone,
+            pretrained,
+            hash_loss="cauchy",
+            gamma=gamma,
+            beta=beta,
+            optim=optim,
+            ties=ties,
         )

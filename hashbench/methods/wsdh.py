@@ -16,8 +16,9 @@ units is trained with eq. (3)::
 **Stage 2 (supervised fine-tuning)** from the stage-1 weights on the ground-truth labels:
 ``finetune: dsh`` (WS-DSH, :class:`~hashbench.methods.dsh.DSH`'s loss on the linear outputs),
 ``drsch`` (WS-DRSCH, :func:`~hashbench.methods.drsch.drsch_loss` on ``tanh`` of them) or ``none``
-(stage 1 only: eq. 3 for every epoch). WS-KSH (KSH on the stage-1 network's features) is
-``scripts/wsdh_ksh.py``'s ``ws-ksh`` row, not a registry key.
+(stage 1 only: eq. 3 for every epoch). WS-KSH (KSH on the stage-1 network's features) is the
+baseline ``ws_ksh`` (:class:`hashbench.baselines.ws_ksh.WSKSH`), which reads the stage-1 file this
+class writes (found through the ``.json`` beside it).
 
 One network serves both stages: the hash layer's linear output ``z`` is the method's ``h``
 (threshold 0), ``f = sigmoid(z)`` in stage 1 and ``tanh(z)`` for DRSCH, so ``1[f >= 0.5] = 1[z >= 0]``
@@ -36,11 +37,19 @@ Resolved / Interpretation:
   tag settings, bits, backbone, pretrained weights, stage-1 epochs and optimiser, ``torch``'s initial
   seed) - the fine-tuning variant is not part of the key, so WS-DSH, WS-DRSCH and ``none`` share one
   stage 1. ``pretrained_stage1`` loads an explicit file instead (a cache file or a Lightning
-  checkpoint of this class); ``stage1_cache: null`` disables the cache.
-- Datasets without tags (Fashion-MNIST, CIFAR-10) get :func:`~hashbench.data.tags.synthetic_tags`
-  for their training images; the ``tag_source`` (``synthetic:...``) is saved in the hyper-parameters
-  (``hparams.tag_source``) and so in every checkpoint; tag statistics and the stage-1 file used are
-  in ``checkpoint["wsdh"]``.
+  checkpoint of this class); ``stage1_cache: null`` disables the cache. Beside each cache file a
+  ``.json`` (:meth:`WSDH.stage1_facts`: data key, bits, backbone, tag source, seed) lets the baseline
+  ``ws_ksh`` find it without importing this class.
+- Datasets without tags (Fashion-MNIST, CIFAR-10) get weak tags that are not derived from the
+  labels by default (``weak_tags: classifier``): the words of the ImageNet classes that the
+  pretrained EfficientNet-Lite0 classifier predicts for each training image
+  (:func:`hashbench.models.classifier_tags.classifier_tags`, top ``classifier_top_k`` with
+  probability at least ``classifier_threshold``). ``weak_tags: synthetic`` selects
+  :func:`~hashbench.data.tags.synthetic_tags` instead: drawn from the class labels, so stage 1 is
+  then close to label supervision; its ``tag_source`` says ``synthetic:label-derived:...`` and the
+  run warns. The ``tag_source`` is saved in the hyper-parameters (``hparams.tag_source``) and so in
+  every checkpoint and bench record; tag statistics and the stage-1 file used are in
+  ``checkpoint["wsdh"]``. Datasets with user tags (NUS-WIDE) always use them (``tag_source: user``).
 - Cleaning features: the DataModule's BoW features (``arrays.extra["bow"]``, NUS-WIDE) when
   present, else the backbone's features at initialisation (before stage 1).
 """
@@ -55,11 +64,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from hashbench.data.tags import TagSimilarity, synthetic_tags
-from hashbench.files import atomic_path
+from hashbench.files import atomic_path, write_text_atomic
 from hashbench.losses import ContrastiveLoss, L1ToBinaryLoss
 from hashbench.losses.base import pairwise_similarity
 from hashbench.methods.base import HashingMethod, NonFiniteLossError, Optim
@@ -67,6 +76,7 @@ from hashbench.methods.drsch import check_drsch_args, drsch_loss
 from hashbench.retrieval.evaluation import DEFAULT_TIES, TieRule
 
 Finetune = Literal["dsh", "drsch", "none"]
+WeakTags = Literal["classifier", "synthetic"]
 
 
 def pretrain_loss(f: Tensor, similar: Tensor, valid: Tensor, margin: float = 1.0) -> Tensor:
@@ -114,7 +124,12 @@ class WSDH(HashingMethod):
         min_tag_count: tags on fewer training images are dropped.
         clean_threshold: tag cleaning score threshold (``null`` = no cleaning).
         skipgram_epochs: Skip-gram passes over the tag pairs.
-        synthetic_tags_per_image: ``k`` of the synthetic source (datasets without tags).
+        weak_tags: tag source of datasets without user tags: ``classifier`` (ImageNet classes the
+            pretrained EfficientNet-Lite0 predicts; not derived from the labels) or ``synthetic``
+            (label-derived: class words + noise words).
+        classifier_top_k: classes per image of the classifier source.
+        classifier_threshold: minimum predicted probability of a kept class.
+        synthetic_tags_per_image: ``k`` of the synthetic source.
         synthetic_noise_rate: probability that a synthetic tag is a noise word.
         pretrained_stage1: explicit stage-1 weights file (overrides the cache).
         stage1_cache: stage-1 cache folder; ``"auto"`` = ``<data root>/stage1``, ``null`` = off.
@@ -125,7 +140,7 @@ class WSDH(HashingMethod):
         optim: optimiser settings (both stages).
         ties: tie rule of the reported metrics.
         tag_source: a record, not an input: set at fit start to where the tags came from
-            (``user``, ``synthetic:...``) so checkpoints and results say it; a given value is
+            (``user``, ``classifier:...``, ``synthetic:label-derived:...``) so checkpoints and results say it; a given value is
             overwritten.
     """
 
@@ -144,6 +159,9 @@ class WSDH(HashingMethod):
         min_tag_count: int = 2,
         clean_threshold: float | None = 0.2,
         skipgram_epochs: int = 10,
+        weak_tags: WeakTags = "classifier",
+        classifier_top_k: int = 3,
+        classifier_threshold: float = 0.1,
         synthetic_tags_per_image: int = 4,
         synthetic_noise_rate: float = 0.3,
         pretrained_stage1: str | None = None,
@@ -159,6 +177,16 @@ class WSDH(HashingMethod):
         super().__init__(bits, backbone, pretrained, optim, ties)
         if finetune not in ("dsh", "drsch", "none"):
             raise ValueError(f"finetune must be 'dsh', 'drsch' or 'none', got {finetune!r}")
+        if weak_tags not in ("classifier", "synthetic"):
+            raise ValueError(
+                f"weak_tags must be 'classifier' (ImageNet classifier predictions) or 'synthetic' "
+                f"(label-derived), got {weak_tags!r}"
+            )
+        if not 1 <= classifier_top_k <= 10 or not 0.0 <= classifier_threshold <= 1.0:
+            raise ValueError(
+                "classifier_top_k must be in 1..10 and classifier_threshold in [0, 1], got "
+                f"{classifier_top_k} and {classifier_threshold}"
+            )
         if stage1_epochs < 0:
             raise ValueError(f"stage1_epochs must be >= 0, got {stage1_epochs}")
         if pretrain_margin <= 0:
@@ -186,13 +214,23 @@ class WSDH(HashingMethod):
         if arrays.tags is not None:
             return [list(arrays.tags[i]) for i in items], arrays.tag_source or "user"
         hp = self.hparams
-        return synthetic_tags(
+        if hp.weak_tags == "classifier":
+            from hashbench.models.classifier_tags import classifier_tags
+
+            return classifier_tags(dm, items, hp.classifier_top_k, hp.classifier_threshold)
+        lists, source = synthetic_tags(
             arrays.labels[items],
             arrays.class_names,
             hp.synthetic_tags_per_image,
             hp.synthetic_noise_rate,
             seed=dm.seed,
         )
+        rank_zero_warn(
+            f"WSDH: weak_tags=synthetic: the tags ({source}) are drawn from the class labels, so "
+            "stage 1 is close to label supervision, not weak supervision; use weak_tags=classifier "
+            "for tags not derived from the labels"
+        )
+        return lists, source
 
     @torch.no_grad()
     def _cleaning_features(self, dm, items: np.ndarray) -> np.ndarray:
@@ -266,6 +304,24 @@ class WSDH(HashingMethod):
         }  # fmt: skip
         digest = hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
         return f"{dm.name}-{self.bits}b-{digest[:16]}"
+
+    def stage1_facts(self, dm) -> dict[str, Any]:
+        """What a stage-1 file holds, written beside it as ``<file>.json``.
+
+        The baseline ``ws_ksh`` finds a stage-1 network by these facts (data key, bits, backbone,
+        tag source) without importing this class.
+        """
+        hp = self.hparams
+        return {
+            "data": dm.key,
+            "bits": self.bits,
+            "backbone": hp.backbone,
+            "pretrained": str(hp.pretrained),
+            "tag_source": hp.tag_source,
+            "stage1_epochs": self.stage1_epochs,
+            "seed": torch.initial_seed(),
+            "key": self.stage1_key(dm),
+        }
 
     def _cache_path(self, dm) -> Path | None:
         cache = self.hparams.stage1_cache
@@ -346,11 +402,17 @@ class WSDH(HashingMethod):
         if path is not None and path.is_file():
             self.load_stage1(path)
             self.record["stage1_file"] = str(path)
+            facts = path.with_suffix(".json")
+            if not facts.is_file() and self.global_rank == 0:  # a file of an earlier version
+                write_text_atomic(facts, json.dumps(self.stage1_facts(dm), indent=1))
             rank_zero_info(f"WSDH stage 1 reused from the cache {path}")
             return
         self.run_stage1(dm)
         if path is not None and self.global_rank == 0:
             _save_atomic(self._stage1_state(), path)
+            write_text_atomic(
+                path.with_suffix(".json"), json.dumps(self.stage1_facts(dm), indent=1)
+            )
             self.record["stage1_file"] = str(path)
             rank_zero_info(f"WSDH stage 1 saved to {path}")
 

@@ -412,6 +412,4 @@ def evaluate(
     groups = [makers[m]() for m in dict.fromkeys(metrics)]
     if not groups:
         return {}
-    return _run(
-        groups, query_codes, db_codes, query_labels, db_labels, seed, chunk_size, per_query
-    )
+    return _run(groups, query_codes, db_codes, query_labels, db_labels, seed, chunk_size, per_query)

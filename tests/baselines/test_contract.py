@@ -16,10 +16,11 @@ from .conftest import multilabel
 # Small but valid settings so the whole contract suite stays fast.
 FAST: dict[str, dict] = {
     "ksh": {"n_anchors": 40, "n_labeled": 200, "max_opt_iter": 30},
+    "ws_ksh": {"n_anchors": 40, "n_labeled": 200, "max_opt_iter": 30},
     "sdh": {"n_anchors": 60, "sigma": None},
     "sph": {"max_iter": 300},
 }
-RANDOMISED = ["lsh", "itq", "sph", "itq_cca", "ksh", "sdh"]
+RANDOMISED = ["lsh", "itq", "sph", "itq_cca", "ksh", "sdh", "ws_ksh"]
 
 
 def make(name: str, **kwargs) -> Hasher:
@@ -31,8 +32,10 @@ def fit(name: str, X: np.ndarray, Y: np.ndarray, **kwargs) -> Hasher:
 
 
 def test_registry_keys_and_supervision() -> None:
-    assert list(BASELINES) == ["lsh", "pcah", "sh", "itq", "sph", "itq_cca", "ksh", "sdh"]
-    assert SUPERVISED == {"itq_cca", "ksh", "sdh"}
+    assert list(BASELINES) == [
+        "lsh", "pcah", "sh", "itq", "sph", "itq_cca", "ksh", "sdh", "ws_ksh"
+    ]  # fmt: skip
+    assert SUPERVISED == {"itq_cca", "ksh", "sdh", "ws_ksh"}
     for name, cls in BASELINES.items():
         assert issubclass(cls, Hasher)
         assert cls.supervised == (name in SUPERVISED)

@@ -147,3 +147,86 @@ def test_fit_and_test_wsdh_end_to_end(nus_wide_dataset, tmp_path) -> None:
     assert saved["wsdh"]["tag_stats"]["tags"] >= len(nus_wide_dataset.concepts)
     args = ["test", *method, *data, *quick_trainer_args(tmp_path), "--ckpt_path", str(best)]
     assert main(args) == 0
+
+
+def test_tag_count_mismatch_names_both_counts(tmp_path) -> None:
+    fx = make_nus_wide(tmp_path / "nus", per_concept=10, num_concepts=3, missing=0, bow=False)
+    tags = fx.root / "NUS_WID_Tags/All_Tags.txt"
+    n_images = len([x for x in (fx.root / "ImageList/Imagelist.txt").read_text().splitlines() if x])
+    lines = tags.read_text().splitlines()
+    tags.write_text("\n".join(lines[:-2]) + "\n")  # two images lose their tag line
+    with pytest.raises(Exception, match="All_Tags.txt") as err:
+        _ = _dm(fx.root).arrays
+    msg = str(err.value)
+    assert f"has {n_images - 2} lines" in msg and f"lists {n_images} images" in msg
+    assert "Imagelist.txt" in msg and "tags 1k" in msg
+
+
+def test_bench_wsdh_and_ws_ksh_on_user_tags_end_to_end(nus_wide_dataset, tmp_path) -> None:
+    """`hashbench bench` (run_benchmark) on the fixture in the real layout, with its user tags."""
+    import json
+
+    import yaml
+
+    from hashbench.bench.sweep import run_benchmark
+
+    grid = {
+        "name": "nus-wide-fixture",
+        "data": {
+            "config": str(REPO / "configs/data/nus_wide.yaml"),
+            "args": {
+                "root": str(nus_wide_dataset.root),
+                "image_size": 32,
+                "bow": True,
+                "batch_size": 32,
+                "num_workers": 0,
+            },
+        },
+        "protocol": "tiny",
+        "methods": ["wsdh", "ws_ksh", "ksh"],
+        "bits": [16],
+        "seeds": [0],
+        "metrics": ["mAP", "P@500"],
+        "method_args": {
+            "wsdh": {"model.init_args.stage1_epochs": 1, "model.init_args.skipgram_epochs": 2}
+        },
+        "baselines": {"features": "pixels", "pretrained": False},
+        "index": {"kind": "flat", "k": 50, "radius": 2},
+        "profiles": {
+            "default": {
+                "trainer_config": str(REPO / "configs/trainer/quick.yaml"),
+                "args": {
+                    "trainer.max_epochs": 1,
+                    "trainer.limit_train_batches": 2,
+                    "trainer.accelerator": "cpu",
+                    "trainer.logger": False,
+                },
+            }
+        },
+    }
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid, sort_keys=False))
+    kw = dict(results=tmp_path / "results", runs_dir=tmp_path / "runs", progress=False)
+    kw.update(leaderboard=False, figures=False, echo=lambda *_: None)
+    first = run_benchmark(path, **kw)
+
+    def records() -> dict[str, dict]:
+        files = sorted((tmp_path / "results").rglob("*.json"))
+        out = {}
+        for f in files:
+            r = json.loads(f.read_text())
+            if isinstance(r, dict) and "method" in r:
+                out[r["method"]] = r
+        return out
+
+    recs = records()
+    assert recs["wsdh"]["status"] == "ok" and recs["ksh"]["status"] == "ok"
+    assert recs["wsdh"]["tag_source"] == "user"  # the fixture's All_Tags.txt, not generated tags
+    # ws_ksh is ordered after the deep cells: wsdh's stage 1 is cached when it runs
+    assert not first.failed
+    assert [p.cell.method for p in first.planned][-1] == "ws_ksh"
+    facts = list((nus_wide_dataset.root / "stage1").glob("*.json"))
+    assert facts and json.loads(facts[0].read_text())["tag_source"] == "user"
+    assert recs["ws_ksh"]["status"] == "ok"
+    assert set(recs["ws_ksh"]["metrics"]) == set(recs["ksh"]["metrics"])  # evaluated alike
+    assert 0.0 <= recs["ws_ksh"]["metrics"]["P@500"] <= 1.0

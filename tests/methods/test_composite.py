@@ -370,7 +370,13 @@ def test_unknown_term_class_in_yaml_is_a_clear_error(
     class_path: str, message: str, tmp_path: Path, fashion_mnist_root: Path, capsys
 ) -> None:
     config = _write(tmp_path, CUSTOM.replace("hashbench.losses.ContrastiveLoss", class_path))
-    argv = ["fit", "--config", str(config), *fixture_data_args(fashion_mnist_root), "--print_config"]
+    argv = [
+        "fit",
+        "--config",
+        str(config),
+        *fixture_data_args(fashion_mnist_root),
+        "--print_config",
+    ]
     assert main(argv) == 2  # bad input: one readable block, no traceback (docs: exit codes)
     err = capsys.readouterr().err
     assert message in err and "terms" in err

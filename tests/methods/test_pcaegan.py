@@ -165,28 +165,11 @@ def test_gradient_penalties_of_d_and_c_are_the_shared_wgan_gp(monkeypatch):
     assert calls[1] is model.code_discriminator
 
 
-def test_losses_of_the_model_match_their_parts():
-    model = _model(gp_weight=0.0)
-    real = torch.rand(4, 1, SIZE, SIZE) * 2 - 1
-    fake = torch.rand(4, 1, SIZE, SIZE) * 2 - 1
-    s = pairwise_similarity(torch.eye(C)[torch.tensor([0, 1, 0, 2])])
-    out = model.discriminator_loss(real, fake, s)
-    sr, er = model.discriminator(real)
-    sf, ef = model.discriminator(fake)
-    dc = pair_bce(5.0 * pm.cosine_matrix(ef, er), s)
-    torch.testing.assert_close(out["L_D"], sf.mean() - sr.mean() + dc)
-    codes, prior = torch.rand(4, 8), model.sample_prior(4)
-    assert set(prior.unique().tolist()) <= {0.0, 1.0}
-    c = model.code_critic_loss(codes, prior)
-    cd = model.code_discriminator
-    torch.testing.assert_close(c["L_C"], cd(codes).mean() - cd(prior).mean())
-
-
 # -- eq. 17: the alternating optimisation -------------------------------------------------------
 
 
 def test_each_phase_updates_only_its_groups():
-    model = _model()
+    model = _model(prior_fraction=0.0)
     _attach_optimizers(model)
     b = _batch()
     real = pm.to_gan_range(b["image"])
@@ -198,19 +181,20 @@ def test_each_phase_updates_only_its_groups():
     model.critic_phase(real, fake, codes, sim)
     assert _changed(model, before) == {"D", "C"}
     before = _snapshot(model)
-    model.generator_phase(real, b["label"], b["rows"], noise, sim)
-    assert _changed(model, before) == {"G", "H"}
-    # only the rows of H in the batch move
-    moved = (before["H"][0] != model.code_logits.detach()).any(1)
-    assert set(torch.nonzero(moved).flatten().tolist()) == set(b["rows"].tolist())
-    before = _snapshot(model)
     y2 = torch.cat([b["label"], b["label"]])
     model.encoder_phase(torch.cat([b["image"].float() / 255, (fake + 1) / 2]), y2)
     assert _changed(model, before) == {"F"}
+    before = _snapshot(model)
+    model.generator_phase(real, b["label"], b["rows"], noise)
+    assert _changed(model, before) == {"G", "H", "F"}  # F on the same backward pass
+    # only the rows of H in the batch move
+    moved = (before["H"][0] != model.code_logits.detach()).any(1)
+    assert set(torch.nonzero(moved).flatten().tolist()) == set(b["rows"].tolist())
 
 
 def test_generator_phase_follows_eq_17_gradients():
-    """G and H take a step on grad(L_F + eta (L_G + L_H - E[C(H)])), written out by hand."""
+    """G, H and F take a step on grad(L_F + eta (L_G + L_H - E[C(H)])), written out by hand, with
+    G conditioned on 5 batch codes and 3 prior codes (the pair term and L_F on the first 5)."""
     model = _model(eta=0.7)
     model.eval()  # batch statistics aside, the same function twice
     opts = _attach_optimizers(model, sgd=True)
@@ -219,21 +203,22 @@ def test_generator_phase_follows_eq_17_gradients():
     noise = torch.randn(8, 4)
     y = b["label"]
     sim = pairwise_similarity(y)
+    prior = torch.randint(0, 2, (3, 8)).float()
     codes = torch.sigmoid(model.code_logits[b["rows"]])
-    fake = model.generator(codes, noise)
+    fake = model.generator(torch.cat([codes[:5], prior]), noise)
     sf, ef = model.discriminator(fake)
     _, er = model.discriminator(real)
-    l_g = -sf.mean() + pair_bce(5.0 * pm.cosine_matrix(ef, er.detach()), sim)
+    l_g = -sf.mean() + pair_bce(5.0 * pm.cosine_matrix(ef[:5], er.detach()), sim[:5])
     l_h = code_reconstruction_loss(codes, codes, sim)
-    h = model(torch.cat([(real + 1) / 2, (fake + 1) / 2]))
-    l_f = model.hash_objective(h, torch.cat([y, y]))["L_F"]
+    h = model(torch.cat([(real + 1) / 2, (fake[:5] + 1) / 2]))
+    l_f = model.hash_objective(h, torch.cat([y, y[:5]]))["L_F"]
     total = l_f + 0.7 * (l_g + l_h - model.code_discriminator(codes).mean())
-    params = model.group_parameters()["G"] + [model.code_logits]
+    params = model.group_parameters()["G"] + [model.code_logits] + model.group_parameters()["F"]
     grads = torch.autograd.grad(total, params, allow_unused=True)
     expected = [
         p.detach() - 0.1 * (g if g is not None else 0) for p, g in zip(params, grads, strict=True)
     ]
-    model.generator_phase(real, y, b["rows"], noise, sim)
+    model.generator_phase(real, y, b["rows"], noise, prior)
     for p, e in zip(params, expected, strict=True):
         torch.testing.assert_close(p.detach(), e, rtol=1e-5, atol=1e-6)
     assert len(opts) == 5

@@ -1,7 +1,9 @@
-"""WSDH (hashbench/methods/wsdh.py): eq. 3 by hand and by loops, stage-1 reuse, synthetic tags."""
+"""WSDH (hashbench/methods/wsdh.py): eq. 3 by hand and by loops, stage-1 reuse, the weak tag sources
+(classifier predictions, hashbench/models/classifier_tags.py; label-derived synthetic tags)."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -51,6 +53,10 @@ def test_eq3_matches_loops_and_has_finite_gradient_at_zero_distance() -> None:
 def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="finetune"):
         WSDH(bits=16, finetune="ksh")
+    with pytest.raises(ValueError, match="weak_tags"):
+        WSDH(bits=16, weak_tags="labels")
+    with pytest.raises(ValueError, match="classifier_top_k"):
+        WSDH(bits=16, classifier_top_k=0)
     with pytest.raises(ValueError, match="stage1_epochs"):
         WSDH(bits=16, stage1_epochs=-1)
     with pytest.raises(FileNotFoundError, match="pretrained_stage1"):
@@ -64,7 +70,7 @@ def test_bad_arguments(tmp_path: Path) -> None:
         WSDH(bits=16).load_stage1(path)
 
 
-def _fit(key: str, root: Path, out: Path, cache: Path) -> Path:
+def _fit(key: str, root: Path, out: Path, cache: Path, weak_tags: str = "synthetic") -> Path:
     args = [
         "fit",
         "--config", str(REPO / f"configs/methods/{key}.yaml"),
@@ -72,6 +78,7 @@ def _fit(key: str, root: Path, out: Path, cache: Path) -> Path:
         "--model.init_args.stage1_epochs", "1",
         "--model.init_args.skipgram_epochs", "1",
         "--model.init_args.stage1_cache", str(cache),
+        "--model.init_args.weak_tags", weak_tags,
         *fixture_data_args(root),
         *quick_trainer_args(out),
     ]  # fmt: skip
@@ -86,7 +93,8 @@ def test_stage1_is_cached_and_reused_across_variants(fashion_mnist_root: Path, t
     assert len(files) == 1
     stamp = files[0].stat().st_mtime_ns
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-    assert saved["hyper_parameters"]["tag_source"].startswith("synthetic:")  # no tags in the data
+    # no tags in the data; the synthetic source says it is label-derived
+    assert saved["hyper_parameters"]["tag_source"].startswith("synthetic:label-derived:")
     rec = saved["wsdh"]
     assert rec["tag_stats"]["tags"] > 0 and rec["stage1_file"] == str(files[0])
     ckpt2 = _fit("wsdrsch", fashion_mnist_root, tmp_path / "b", cache)
@@ -95,7 +103,13 @@ def test_stage1_is_cached_and_reused_across_variants(fashion_mnist_root: Path, t
     assert saved2["hyper_parameters"]["finetune"] == "drsch"
     assert saved2["wsdh"]["stage1_file"] == str(files[0])
     restored = load_method(str(ckpt2))  # the recorded tag_source is a valid argument
-    assert restored.hparams.tag_source.startswith("synthetic:") and restored.finetune == "drsch"
+    assert restored.hparams.tag_source.startswith("synthetic:label-derived:")
+    assert restored.finetune == "drsch"
+    facts = json.loads(files[0].with_suffix(".json").read_text())  # what ws_ksh looks up
+    assert facts["bits"] == 16 and facts["backbone"] == "small_cnn" and facts["seed"] == 0
+    assert facts["data"].startswith("fashion-mnist/tiny-seed0") and facts["tag_source"] == (
+        restored.hparams.tag_source
+    )
     # the stage-1 weights are what fine-tuning starts from
     model = WSDH(bits=16)
     before = model.hash_head.linear.weight.detach().clone()
@@ -103,3 +117,46 @@ def test_stage1_is_cached_and_reused_across_variants(fashion_mnist_root: Path, t
     state = torch.load(files[0], weights_only=True)
     assert torch.equal(model.hash_head.linear.weight, state["hash_head.linear.weight"])
     assert not torch.equal(before, model.hash_head.linear.weight)
+
+
+def test_default_tag_source_is_the_classifier_not_the_labels(
+    fashion_mnist_root: Path, tmp_path, monkeypatch
+) -> None:
+    """Without user tags the default tags come from classifier predictions (stubbed here)."""
+    import numpy as np
+
+    from hashbench.data import get_datamodule_class
+    from hashbench.models import classifier_tags as ct
+
+    seen = []
+
+    def fake_predict(dm, items, **kw):  # two fixed ImageNet classes per image, by image index
+        seen.append(len(items))
+        classes = np.tile(np.arange(10, dtype=np.int16), (len(items), 1))
+        classes[:, 0] = np.asarray(items) % 2  # tench (0) or goldfish (1)
+        probs = np.tile(np.linspace(0.5, 0.01, 10, dtype=np.float32), (len(items), 1))
+        return classes, probs
+
+    monkeypatch.setattr(ct, "predict_top", fake_predict)
+    dm = get_datamodule_class("fashion-mnist")(
+        str(fashion_mnist_root), protocol="tiny", download=False
+    )
+    model = WSDH(bits=16, clean_threshold=None, skipgram_epochs=1, min_tag_count=1)
+    assert model.hparams.weak_tags == "classifier"
+    items = np.asarray(dm.split["train"])
+    lists, source = model._tag_lists(dm, items)
+    assert source == "classifier:efficientnet_lite0-imagenet(k=3,p>=0.1)"
+    names = ct.imagenet_classes()
+    # p of ranks 0..2 = 0.5, 0.4456, 0.3911 (>= 0.1): words of the 3 top classes, in rank order
+    for i, tags in zip(items[:6], lists[:6], strict=True):
+        top = [names[int(i) % 2], names[1], names[2]]
+        expected = list(dict.fromkeys(w for n in top for w in n.lower().split()))
+        assert tags == expected
+    path = ct.cache_path(dm)
+    assert path == fashion_mnist_root / "tags/fashion-mnist" / path.name and path.is_file()
+    try:
+        ts = model.build_tag_similarity(dm)
+        assert model.hparams.tag_source == source and ts.stats["tags"] > 0
+        assert seen == [len(items)]  # predicted once, then read from the cache
+    finally:
+        path.unlink()  # the fixture is shared: leave no stubbed predictions behind

@@ -1,0 +1,96 @@
+"""WS-KSH (hashbench/baselines/ws_ksh.py): KSH on the WSDH stage-1 network's features."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hashbench.baselines import BASELINES, SUPERVISED
+from hashbench.baselines.ksh import KSH
+from hashbench.baselines.ws_ksh import WSKSH, Stage1NotFoundError, find_stage1
+from hashbench.data import get_datamodule_class
+
+FAST = {"n_anchors": 40, "n_labeled": 200, "max_opt_iter": 30}
+
+
+def _write_stage1(folder: Path, name: str, facts: dict, bits: int = 16, seed: int = 0) -> Path:
+    """A stage-1 file as WSDH writes it: its backbone.* / hash_head.* weights and the facts."""
+    from hashbench.methods.wsdh import WSDH
+
+    torch.manual_seed(seed)
+    model = WSDH(bits=bits)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.pt"
+    torch.save({k: v.detach() for k, v in model._stage1_state().items()}, path)
+    path.with_suffix(".json").write_text(json.dumps(facts))
+    return path
+
+
+def test_registered_supervised_and_the_stage1_lookup(tmp_path) -> None:
+    assert BASELINES["ws_ksh"] is WSKSH and "ws_ksh" in SUPERVISED
+    facts = {"data": "d/p-seed0-split2", "bits": 16, "backbone": "small_cnn", "seed": 0}
+    old = _write_stage1(tmp_path, "a", facts)
+    new = _write_stage1(tmp_path, "b", facts)
+    os.utime(old, ns=(1, 1))  # older
+    _write_stage1(tmp_path, "c", {**facts, "seed": 1})
+    _write_stage1(tmp_path, "d", {**facts, "bits": 32}, bits=32)
+    assert find_stage1(tmp_path, "d/p-seed0-split2", 16, "small_cnn", 0) == new
+    assert find_stage1(tmp_path, "d/p-seed0-split2", 16, "small_cnn", 1).name == "c.pt"
+    with pytest.raises(Stage1NotFoundError) as err:
+        find_stage1(tmp_path, "d/p-seed0-split2", 64, "small_cnn", 0)
+    msg = str(err.value)
+    assert str(tmp_path) in msg and "64 bits" in msg and "configs/methods/wsdh.yaml" in msg
+    with pytest.raises(FileNotFoundError, match="stage1 file"):
+        WSKSH(stage1=str(tmp_path / "nope.pt"))
+
+
+def test_codes_are_ksh_on_the_stage1_backbone_features(
+    fashion_mnist_root: Path, tmp_path, monkeypatch
+) -> None:
+    """fit_and_evaluate('ws_ksh') = KSH fitted on features computed here with WSDH itself."""
+    from hashbench.methods.wsdh import WSDH
+
+    dm = get_datamodule_class("fashion-mnist")(
+        str(fashion_mnist_root), protocol="tiny", download=False
+    )
+    facts = {"data": dm.key, "bits": 16, "backbone": "small_cnn", "seed": 0}
+    path = _write_stage1(tmp_path / "stage1", "s1", facts, seed=5)
+    # independent features: the WSDH network with the stage-1 weights, eval mode
+    torch.manual_seed(123)  # a different initialisation: only the loaded weights count
+    model = WSDH(bits=16, stage1_cache=None).eval()
+    model.load_stage1(path)
+    feats = {}
+    with torch.no_grad():
+        for split in ("train", "query", "database"):
+            images = torch.stack(
+                [torch.from_numpy(dm.dataset(split).image(int(i))) for i in dm.split[split]]
+            )
+            feats[split] = model.features(images).flatten(1).numpy()
+    expected = KSH(bits=16, random_state=0, **FAST).fit(feats["train"], dm.labels("train"))
+
+    hasher = WSKSH(bits=16, stage1_dir=str(tmp_path / "stage1"), **FAST)
+    got = hasher.input_features(dm)
+    assert hasher.stage1_file_ == str(path)
+    for split in feats:
+        np.testing.assert_allclose(got[split], feats[split], rtol=1e-4, atol=1e-5)
+    hasher.fit(got["train"], dm.labels("train"))
+    db = expected.encode(feats["database"])
+    assert (hasher.encode(got["database"]) == db).mean() > 0.99
+
+    # through the bench's path: the hook replaces the given (pixel) features
+    import hashbench.baselines.evaluate as ev
+
+    def fast(name, bits, random_state=0):
+        assert name == "ws_ksh"
+        return WSKSH(bits, stage1=str(path), random_state=random_state, **FAST)
+
+    monkeypatch.setattr(ev, "make_baseline", fast)
+    pixels = {s: np.zeros((len(dm.split[s]), 3), np.float32) for s in feats}
+    res = ev.fit_and_evaluate("ws_ksh", 16, dm, split_features=pixels)
+    assert res["hasher"].n_features_in_ == feats["train"].shape[1] == 512
+    assert (res["database_codes"] == db).mean() > 0.99

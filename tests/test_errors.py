@@ -107,6 +107,15 @@ def test_fit_prints_split_sizes_and_one_test_table(
 # -- Ctrl+C ----------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def sigint_default():
+    """Python's own Ctrl+C handler, whatever the test runner inherited (a job started in the
+    background of a non-interactive shell starts with SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _lightning_style(*args, **kwargs):
     """A real SIGINT, handled as Lightning handles a Ctrl+C during training: caught, exit(1)."""
     try:
@@ -122,7 +131,7 @@ def _plain(*args, **kwargs):
 
 
 @pytest.mark.parametrize("run", [_plain, _lightning_style])
-def test_ctrl_c_on_bench_exits_130_not_1(monkeypatch, run) -> None:
+def test_ctrl_c_on_bench_exits_130_not_1(monkeypatch, run, sigint_default) -> None:
     import hashbench.bench.sweep as sweep
 
     monkeypatch.setattr(sweep, "run_benchmark", run)
@@ -131,7 +140,7 @@ def test_ctrl_c_on_bench_exits_130_not_1(monkeypatch, run) -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
-def test_ctrl_c_during_fit_exits_130(monkeypatch) -> None:
+def test_ctrl_c_during_fit_exits_130(monkeypatch, sigint_default) -> None:
     import hashbench.lightning_cli as lightning_cli
 
     monkeypatch.setattr(lightning_cli, "HashbenchCLI", _lightning_style)

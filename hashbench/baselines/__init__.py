@@ -47,7 +47,15 @@ def get_baseline(name: str) -> type[Hasher]:
     return BASELINES.get(name)
 
 
+def builds_on_deep_method(name: str) -> bool:
+    """Whether baseline ``name`` reads a deep method's output (an ``input_features(datamodule)``
+    hook, e.g. ``ws_ksh`` on ``wsdh``'s stage 1) rather than the grid's features: the sweep runs it
+    after the deep cells, and the shallow-baseline claim groups leave it out."""
+    return hasattr(get_baseline(name), "input_features")
+
+
 __all__ = [
+    "builds_on_deep_method",
     "BASELINES",
     "SUPERVISED",
     "Hasher",

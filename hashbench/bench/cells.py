@@ -71,9 +71,9 @@ def _order(cfg: BenchConfig, method: str) -> int:
     (an ``input_features`` hook, e.g. ``ws_ksh`` on ``wsdh``'s stage 1), after the deep cells."""
     if cfg.kind(method) != "baseline":
         return 1
-    from hashbench.baselines import get_baseline
+    from hashbench.baselines import builds_on_deep_method
 
-    return 2 if hasattr(get_baseline(method), "input_features") else 0
+    return 2 if builds_on_deep_method(method) else 0
 
 
 def expand_cells(cfg: BenchConfig) -> list[Cell]:

@@ -57,9 +57,9 @@ class ClaimsError(ValueError):
 def _shallow_baselines() -> set[str]:
     """The shallow baselines proper: not those built on a deep method's network (``ws_ksh`` needs
     ``wsdh``'s stage 1, marked by an ``input_features`` hook), which their own claims cover."""
-    from hashbench.baselines import BASELINES
+    from hashbench.baselines import BASELINES, builds_on_deep_method
 
-    return {k for k in BASELINES if not hasattr(BASELINES[k], "input_features")}
+    return {k for k in BASELINES if not builds_on_deep_method(k)}
 
 
 def _supervised_baselines() -> tuple[str, ...]:

@@ -42,9 +42,14 @@ class LengthVerdict:
     seeds: dict[str, int]
 
 
+def _gap(means: Mapping[str, float], a: Sequence[str], b: Sequence[str]) -> float:
+    """The worst of ``a`` minus the best of ``b``."""
+    return min(means[m] for m in a) - max(means[m] for m in b)
+
+
 def difference(runs: Runs, a: Sequence[str], b: Sequence[str]) -> float:
     """``D = min_A mean M(A) - max_B mean M(B)``; ``M`` = mean over seeds and queries."""
-    return min(float(runs[m].mean()) for m in a) - max(float(runs[m].mean()) for m in b)
+    return _gap({m: float(np.mean(runs[m])) for m in [*a, *b]}, a, b)
 
 
 def bootstrap_interval(
@@ -78,7 +83,7 @@ def bootstrap_interval(
         for m, arr in arrays.items():
             seeds = rng.integers(0, arr.shape[0], arr.shape[0])
             means[m] = arr[seeds][:, queries].mean()
-        diffs[i] = min(means[m] for m in a) - max(means[m] for m in b)
+        diffs[i] = _gap(means, a, b)
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(diffs, [tail, 100 - tail])
     return float(low), float(high)

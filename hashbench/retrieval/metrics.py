@@ -53,6 +53,7 @@ from typing import Literal
 
 import numpy as np
 
+from hashbench.retrieval.evaluation import TIE_RULES
 from hashbench.retrieval.evaluation import TieRule as Ties
 from hashbench.retrieval.metric_engine import CHUNK_BYTES, iter_chunks, tie_order
 from hashbench.retrieval.metric_groups import (
@@ -207,7 +208,7 @@ def mean_average_precision(
         mAP@k as a Python float.
     """
     k = check_k(k)
-    ties = _check_choice(ties, "ties", ("index", "expected"))
+    ties = _check_choice(ties, "ties", TIE_RULES)
     normalize = _check_choice(normalize, "normalize", ("retrieved", "relevant"))
     group = MAP(k, ties, normalize, _n_db(db_codes))
     out = _run([group], query_codes, db_codes, query_labels, db_labels, seed, chunk_size)
@@ -238,7 +239,7 @@ def precision_recall_at_n(
         ``{"P@N": ..., "R@N": ...}`` for each ``N`` of ``p_at_n``, plus ``"P@N_curve"``,
         ``"R@N_curve"`` (arrays over ``p_at_n``) and ``"P@N_curve/N"`` (``p_at_n``).
     """
-    ties = _check_choice(ties, "ties", ("index", "expected"))
+    ties = _check_choice(ties, "ties", TIE_RULES)
     group = PAtN(p_at_n, ties, _n_db(db_codes))
     return _run([group], query_codes, db_codes, query_labels, db_labels, seed, chunk_size)
 
@@ -288,7 +289,7 @@ def hamming_radius_metrics(
     Returns:
         ``{"P@H<=r", "R@H<=r", "mAP@H<=r", "F1@H<=r"}`` with ``r`` the radius.
     """
-    ties = _check_choice(ties, "ties", ("index", "expected"))
+    ties = _check_choice(ties, "ties", TIE_RULES)
     group = Radius(radius, ties, _n_db(db_codes))
     return _run([group], query_codes, db_codes, query_labels, db_labels, seed, chunk_size)
 
@@ -323,7 +324,7 @@ def ndcg_acg_at_k(
         ``{"NDCG@k": ..., "ACG@k": ...}`` (``all`` for ``k=None``).
     """
     k = check_k(k)
-    ties = _check_choice(ties, "ties", ("index", "expected"))
+    ties = _check_choice(ties, "ties", TIE_RULES)
     group = NDCG(k, ties, _n_db(db_codes))
     return _run([group], query_codes, db_codes, query_labels, db_labels, seed, chunk_size)
 
@@ -398,7 +399,7 @@ def evaluate(
     if unknown:
         raise ValueError(f"unknown metric group(s) {unknown}; choose from {METRIC_GROUPS}.")
     k = check_k(k)
-    ties = _check_choice(ties, "ties", ("index", "expected"))
+    ties = _check_choice(ties, "ties", TIE_RULES)
     normalize = _check_choice(normalize, "normalize", ("retrieved", "relevant"))
     n_db = _n_db(db_codes)
     makers: dict[str, Callable[[], Group]] = {

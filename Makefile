@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
-	@echo "  variables: DATASET=$(DATASET) (fashion-mnist | mnist | cifar10 | svhn | nus-wide), PROFILE=$(PROFILE) (default | paper),"
+	@echo "  variables: DATASET=$(DATASET) (fashion-mnist | mnist | cifar10 | svhn | nus-wide), PROFILE=$(PROFILE) (default | quick | paper), RERUN=1 (make bench: recompute),"
 	@echo "             METHOD=$(METHOD), BITS=$(BITS), EPOCHS=$(EPOCHS) (make train), PYTHON=$(PYTHON)"
 
 install: $(STAMP) ## create .venv and install hashbench + dev tools into it (idempotent)
@@ -47,7 +47,7 @@ format: install ## apply ruff fixes and formatting
 PROFILE ?= default
 METHOD ?= dsh
 bench: install data ## the main job: sweep every method x bits x seed of benchmarks/DATASET.yaml (resumable) -> results/leaderboard.md
-	$(BIN)/hashbench bench --config benchmarks/$(DATASET).yaml --profile $(PROFILE)
+	$(BIN)/hashbench bench --config benchmarks/$(DATASET).yaml --profile $(PROFILE) $(if $(RERUN),--rerun true)
 
 # `make train` checks METHOD and DATASET before anything is installed or downloaded.
 ifneq ($(filter train,$(MAKECMDGOALS)),)

@@ -38,6 +38,7 @@ def fit_and_evaluate(
     metrics: tuple[str, ...] | None = None,
     ties: TieRule = DEFAULT_TIES,
     split_features: Mapping[str, np.ndarray] | None = None,
+    per_query: bool = False,
 ) -> dict[str, Any]:
     """Fit baseline ``name`` on ``train``, encode ``query`` and ``database``, evaluate.
 
@@ -49,6 +50,8 @@ def fit_and_evaluate(
             them once for every cell); ``None`` reads them from the :class:`FeatureCache`. A
             baseline with an ``input_features(datamodule)`` method (``ws_ksh``: the WSDH stage-1
             network's features) computes its own instead, and both are ignored.
+        per_query: also return the ``per_query/<key>`` arrays of
+            :func:`~hashbench.retrieval.metrics.evaluate` (queries in ``query`` split order).
 
     Returns the metrics of :func:`~hashbench.retrieval.metrics.evaluate` plus ``fit_s`` (fit wall
     time), ``encode_s`` / ``encode_per_s`` (database encoding), ``query_encode_s``, the codes
@@ -84,6 +87,7 @@ def fit_and_evaluate(
         metrics=metrics,
         ties=ties,
         seed=datamodule.seed,
+        per_query=per_query,
     )
     result.update(
         fit_s=fit_s,

@@ -113,6 +113,9 @@ class WSKSH(KSH):
         stage1_file_: the stage-1 file the features came from (set by :meth:`input_features`).
     """
 
+    #: Code outside this module that decides its features (the bench's behaviour fingerprint).
+    behaviour_modules = ("hashbench.methods.wsdh",)
+
     def __init__(
         self,
         bits: int = 32,

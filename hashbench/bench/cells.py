@@ -78,12 +78,7 @@ def _order(cfg: BenchConfig, method: str) -> int:
 
 def expand_cells(cfg: BenchConfig) -> list[Cell]:
     """Every cell of the grid, in the deterministic order sharding uses."""
-    cells = [
-        Cell(_order(cfg, m), m, b, s, cfg.kind(m))
-        for m in cfg.methods
-        for b in cfg.bits
-        for s in cfg.seeds
-    ]
+    cells = [Cell(_order(cfg, m), m, b, s, cfg.kind(m)) for m in cfg.methods for b, s in cfg.grid()]
     return sorted(cells)
 
 
@@ -113,8 +108,8 @@ def parse_only(
                 f"--only: {tok!r} is neither a method of {cfg.path} ({', '.join(cfg.methods)}), "
                 "a bit length (e.g. 32) nor seed=<k>"
             )
-    for b in bits - set(cfg.bits):
-        raise BenchConfigError(f"--only: {b} bits is not in the grid ({list(cfg.bits)})")
+    for b in bits - set(cfg.all_bits()):
+        raise BenchConfigError(f"--only: {b} bits is not in the grid ({list(cfg.all_bits())})")
     return methods, bits, seeds
 
 
@@ -228,13 +223,28 @@ def deep_cell_config(cfg: BenchConfig, cell: Cell, training_config: dict) -> dic
     """The hashed configuration of a deep cell."""
     from hashbench.data.protocols import SPLIT_VERSION
 
+    fit = hashable_config(training_config)
+    modules = tuple(
+        str(part["class_path"]).rpartition(".")[0]
+        for part in (fit.get("model"), fit.get("data"))
+        if isinstance(part, dict) and "class_path" in part
+    )
     return {
         "kind": "deep",
         "method": cell.method,
         "base": cfg.base(cell.method),
-        "fit": hashable_config(training_config),
+        "fit": fit,
         "split_layout": SPLIT_VERSION,
+        "code": code_fingerprint(modules),
     }
+
+
+def code_fingerprint(modules: tuple[str, ...]) -> dict:
+    """The behaviour fingerprint of a cell's method and data modules
+    (:func:`hashbench.bench.fingerprint.fingerprint`)."""
+    from hashbench.bench.fingerprint import fingerprint
+
+    return fingerprint(modules)
 
 
 # -- the data ---------------------------------------------------------------------------------------
@@ -270,11 +280,16 @@ def baseline_config(cfg: BenchConfig, cell: Cell, data_cfg: dict) -> dict:
     from hashbench.data.protocols import SPLIT_VERSION
     from hashbench.retrieval.evaluation import DEFAULT_TIES
 
-    params = _init_defaults(get_baseline(cell.method))
+    estimator = get_baseline(cell.method)
+    params = _init_defaults(estimator)
     params.update(bits=cell.bits, random_state=cell.seed)
+    modules = (estimator.__module__, *getattr(estimator, "behaviour_modules", ()))
+    if isinstance(data_cfg, dict) and "class_path" in data_cfg:
+        modules += (str(data_cfg["class_path"]).rpartition(".")[0],)
     return {
         "kind": "baseline",
         "method": cell.method,
+        "estimator": {"class_path": f"{estimator.__module__}.{estimator.__qualname__}"},
         "params": params,
         "features": cfg.features,
         "pretrained": cfg.pretrained,
@@ -282,4 +297,5 @@ def baseline_config(cfg: BenchConfig, cell: Cell, data_cfg: dict) -> dict:
         "metrics": "as the deep methods' test",
         "ties": DEFAULT_TIES,
         "split_layout": SPLIT_VERSION,
+        "code": code_fingerprint(modules),
     }

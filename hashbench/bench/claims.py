@@ -3,8 +3,8 @@
 A claim compares two groups of methods on one metric (:class:`Claim`); the claims are data, so
 adding a method or a claim edits the YAML file only (its header and ``docs/bench.md`` give the
 format). :func:`load_claims` validates a file and expands the symbolic groups
-(:data:`SYMBOLIC_GROUPS`); :func:`claims_section` renders the table from the ok records of one
-benchmark.
+(:data:`SYMBOLIC_GROUPS`); :func:`judge` judges a claim on the ok records of one benchmark
+per code length with :mod:`hashbench.bench.verdicts`, and :func:`claims_section` renders the table.
 """
 
 from __future__ import annotations
@@ -16,18 +16,22 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hashbench.bench.plots import map_key
-from hashbench.bench.tables import _mean_std, _signed, _table, _values
+from hashbench.bench.tables import _signed, _table
+from hashbench.bench.verdicts import LengthVerdict, judge_claim, judge_length
 
 
 @dataclass(frozen=True)
 class Claim:
     """A claim of a seed paper, checked on the records as ``a`` against ``b``.
 
-    The measured difference at a code length is ``min(mean of each method in a) - max(mean of each
-    method in b)`` (the worst of ``a`` against the best of ``b``), over the code lengths where both
-    sides have records (or only ``bits``); the claim holds when the mean of those differences is
-    above ``min_diff``. A claim whose methods have no records is "not measured".
+    The claim is judged per code length (``bits``, or every length either side has records for),
+    then as a whole, on the records' per-query values (:func:`judge`; ``docs/protocol.md``,
+    "Judging a claim"): at a length the difference ``min(mean of each method in a) - max(mean of
+    each method in b)`` (the worst of ``a`` against the best of ``b``) with a 95% paired-bootstrap
+    interval, compared with ``min_diff``. Never an average over code lengths.
 
     Args:
         source: which paper makes it.
@@ -35,7 +39,7 @@ class Claim:
         a: the methods claimed better.
         b: the methods claimed worse.
         metric: ``mAP`` (the preset's depth) or a metric key (``P@500``, ``mAP@H<=2``...).
-        bits: restrict to these code lengths (``None``: every common one).
+        bits: judge at these code lengths (``None``: every length either side has records for).
         min_diff: the difference the claim states at least (``0``: "beats").
         max_diff: the stated upper end, when the claim gives a range.
     """
@@ -227,57 +231,293 @@ def __getattr__(name: str) -> Any:
 
 
 # -- the leaderboard section ------------------------------------------------------------------------
+#: Resamples of the bootstrap at each code length, and its fixed seed (the table is reproducible).
+N_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+#: The mark of an interval that covers queries only (a side has one seed at that length).
+QUERIES_ONLY = "†"
+
+
+@dataclass(frozen=True)
+class LengthResult:
+    """A claim at one code length: the verdict of :func:`~hashbench.bench.verdicts.judge_length`
+    (``not measured`` when a side has no usable values, with ``why``), whether its interval covers
+    queries only (a side with one seed), and whether it lies above a stated range."""
+
+    verdict: LengthVerdict
+    why: str = ""
+    queries_only: bool = False
+    more_than_stated: bool = False
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """A claim judged on one benchmark's records: per code length, then as a whole."""
+
+    claim: Claim
+    metric: str
+    lengths: tuple[LengthResult, ...]
+    verdict: str
+
+
+def _metric_key(ok: list[dict], metric: str) -> str:
+    """The record metric key a claim's ``metric`` names (``mAP``: the preset's ``mAP@k``)."""
+    if metric != "mAP":
+        return metric
+    return next((k for k in map(map_key, ok) if k), "mAP")
+
+
+def _claim_lengths(ok: list[dict], claim: Claim) -> list[int]:
+    """The claim's code lengths, or every length either side has records for."""
+    if claim.bits is not None:
+        return sorted(set(claim.bits))
+    methods = set(claim.a) | set(claim.b)
+    return sorted({int(r["bits"]) for r in ok if r["method"] in methods})
+
+
+class _PerQuery:
+    """(method, bits) -> the ``(n_seeds, n_queries)`` per-query values of one metric, read once."""
+
+    def __init__(self, ok: list[dict]) -> None:
+        self.records: dict[tuple[str, int], list[dict]] = {}
+        for r in sorted(ok, key=lambda r: (r["method"], int(r["bits"]), int(r["seed"]))):
+            self.records.setdefault((r["method"], int(r["bits"])), []).append(r)
+        self._cache: dict[tuple[str, int, str], np.ndarray | str] = {}
+
+    def get(self, method: str, bits: int, key: str) -> np.ndarray | str:
+        """The values, or why there are none: ``no records``, ``no per-query values`` or
+        ``per-query values of unequal length`` (seeds that answered different query sets)."""
+        if (method, bits, key) not in self._cache:
+            self._cache[(method, bits, key)] = self._read(method, bits, key)
+        return self._cache[(method, bits, key)]
+
+    def _read(self, method: str, bits: int, key: str) -> np.ndarray | str:
+        records = self.records.get((method, bits))
+        if not records:
+            return "no records"
+        rows = [(r.get("per_query") or {}).get(key) for r in records]
+        rows = [np.asarray(v, dtype=np.float64) for v in rows if v is not None and len(v)]
+        if not rows:
+            return "no per-query values"
+        if len({len(v) for v in rows}) != 1:
+            return "per-query values of unequal length"
+        return np.stack(rows)
+
+
+def judge(ok: list[dict], claim: Claim, per_query: _PerQuery | None = None) -> ClaimResult:
+    """Judge ``claim`` on one benchmark's ok records as ``docs/protocol.md`` ("Judging a claim")
+    says: per code length, a 95% paired-bootstrap interval (:mod:`hashbench.bench.verdicts`) on the
+    records' ``per_query`` values, then the claim from the per-length verdicts."""
+    per_query = per_query or _PerQuery(ok)
+    key = _metric_key(ok, claim.metric)
+    methods = list(dict.fromkeys([*claim.a, *claim.b]))
+    out = []
+    for bits in _claim_lengths(ok, claim):
+        runs, missing = {}, {}
+        for m in methods:
+            values = per_query.get(m, bits, key)
+            if isinstance(values, str):
+                missing[m] = values
+            else:
+                runs[m] = values
+        seeds = {m: int(runs[m].shape[0]) if m in runs else 0 for m in methods}
+        why = ""
+        if missing:
+            reasons = {}
+            for m, reason in missing.items():
+                reasons.setdefault(reason, []).append(m)
+            why = "; ".join(f"{reason}: {_names(ms)}" for reason, ms in reasons.items())
+        elif len({v.shape[1] for v in runs.values()}) != 1:
+            why = "different query sets"
+        if why:
+            verdict = LengthVerdict(bits, None, None, None, "not measured", seeds)
+            out.append(LengthResult(verdict, why=why))
+            continue
+        verdict = judge_length(
+            bits,
+            runs,
+            claim.a,
+            claim.b,
+            claim.min_diff,
+            n_resamples=N_RESAMPLES,
+            seed=BOOTSTRAP_SEED,
+        )
+        above = (
+            claim.max_diff is not None and verdict.low is not None and verdict.low > claim.max_diff
+        )
+        out.append(
+            LengthResult(
+                verdict,
+                queries_only=min(seeds.values()) == 1,
+                more_than_stated=above,
+            )
+        )
+    verdict = judge_claim([r.verdict for r in out])
+    measured = [r for r in out if r.verdict.verdict != "not measured"]
+    if verdict == "holds" and measured and all(r.more_than_stated for r in measured):
+        verdict = "holds (more than stated)"
+    return ClaimResult(claim, key, tuple(out), verdict)
+
+
+def _names(methods: Sequence[str]) -> str:
+    if len(methods) <= 4:
+        return ", ".join(methods)
+    return f"{', '.join(methods[:3])} and {len(methods) - 3} more"
+
+
+def _length_cell(r: LengthResult) -> str:
+    v = r.verdict
+    if v.verdict == "not measured":
+        return f"{v.bits}: not measured" + (
+            f" ({r.why})" if r.why and r.why != "no records" else ""
+        )
+    mark = QUERIES_ONLY if r.queries_only else ""
+    text = f"{v.bits}: {_signed(v.diff)} [{_signed(v.low)}, {_signed(v.high)}]{mark} {v.verdict}"
+    return text + (" (more than stated)" if r.more_than_stated else "")
+
+
+def _stated(claim: Claim) -> str:
+    """The difference a claim states, when it states one (``, by +0.020 to +0.060``)."""
+    if claim.max_diff is not None:
+        return f", by {_signed(claim.min_diff)} to {_signed(claim.max_diff)}"
+    return f", by at least {_signed(claim.min_diff)}" if claim.min_diff else ""
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def _epochs(ok: list[dict], methods: Sequence[str], lengths: Sequence[int]) -> str:
+    """Per method of one side, over its records at the claim's lengths: mean epochs run / mean
+    best epoch (``training``; older records: ``times.epochs`` / ``?``), how many runs stopped at
+    the epoch cap rather than early; ``-`` for the shallow baselines, grouped."""
+    lengths = set(lengths)
+    groups: dict[str, list[str]] = {}
+    for m in methods:
+        records = [r for r in ok if r["method"] == m and int(r["bits"]) in lengths]
+        groups.setdefault(_method_epochs(records), []).append(m)
+    return ", ".join(f"{'/'.join(ms)} {text}" for text, ms in groups.items())
+
+
+def _method_epochs(records: list[dict]) -> str:
+    if not records:
+        return "no records"
+    if all(r.get("kind") == "baseline" for r in records):
+        return "-"
+    run, best, capped = [], [], 0
+    for r in records:
+        t = r.get("training") or {}
+        n = t.get("epochs_run", (r.get("times") or {}).get("epochs"))
+        if isinstance(n, int | float):
+            run.append(float(n))
+        if isinstance(t.get("best_epoch"), int | float):
+            best.append(float(t["best_epoch"]))
+        cap = t.get("max_epochs")
+        if (
+            isinstance(n, int | float)
+            and isinstance(cap, int | float)
+            and n >= cap
+            and not t.get("stopped_early")
+        ):
+            capped += 1
+    text = f"{_number(sum(run) / len(run)) if run else '?'}"
+    text += f" / {_number(sum(best) / len(best)) if best else '?'}"
+    return text + (f" (at cap {capped}/{len(records)})" if capped else "")
+
+
+def _inputs(record: dict) -> str:
+    """What a cell rests on that may differ from its paper: the backbone and its weights, the
+    baselines' input features, a kNN graph's features, a reduced setting, generated tags."""
+    config = record.get("config") or {}
+    parts = []
+    if record.get("kind") == "deep":
+        args = ((config.get("fit") or {}).get("model") or {}).get("init_args") or {}
+        if "backbone" in args:
+            parts.append(f"{args['backbone']} ({_weights(args.get('pretrained', False))})")
+        if "knn_features" in args:
+            parts.append(f"kNN on {args['knn_features']}")
+        if args.get("setting") not in (None, "paper"):
+            parts.append(f"{args['setting']} setting")
+    elif "features" in config:
+        pretrained = config.get("pretrained")
+        parts.append(
+            str(config["features"]) + ("" if not pretrained else f" ({_weights(pretrained)})")
+        )
+    tags = record.get("tag_source")
+    if tags and str(tags) != "user":
+        parts.append(f"tags: {tags}")
+    return ", ".join(parts)
+
+
+def _weights(pretrained: Any) -> str:
+    if pretrained is True:
+        return "ImageNet weights"
+    return "random init" if not pretrained else str(pretrained)
+
+
+def _substitutes(ok: list[dict], methods: Sequence[str], lengths: Sequence[int]) -> str:
+    """The inputs of both sides (:func:`_inputs`), methods grouped by what they rest on."""
+    lengths = set(lengths)
+    groups: dict[str, list[str]] = {}
+    for m in methods:
+        seen = sorted(
+            {_inputs(r) for r in ok if r["method"] == m and int(r["bits"]) in lengths} - {""}
+        )
+        if seen:
+            groups.setdefault(" / ".join(seen), []).append(m)
+    if len(groups) == 1 and sum(map(len, groups.values())) == len(methods):
+        return next(iter(groups))
+    return "; ".join(f"{text}: {', '.join(ms)}" for text, ms in groups.items()) or "-"
+
+
+#: The rule, in words, above the table.
+RULE = [
+    "Each claim is judged at each code length it names (or, without a list, at every length "
+    "either side has records for), never on an average over lengths. At a length, the difference "
+    "is the worst method of the first group minus the best of the second (each method's metric "
+    "averaged over its seeds and the test queries), shown with a 95% interval from a paired "
+    f"bootstrap ({N_RESAMPLES:,} resamples, fixed seed): each resample redraws the test queries, "
+    "the same draw for every method, and each method's seeds, from the records' per-query "
+    "values.",
+    "",
+    "- At a length: **holds** when the interval's lower end is above the difference the claim "
+    'states (0 for "beats"), **fails** when its upper end is below it, **inconclusive** when it '
+    "contains it, **not measured** when a side has no records or no per-query values there; "
+    '"more than stated" when the lower end is above the upper end of a stated range.',
+    "- The claim: **holds** when it holds at every length, **fails** when it fails at any, "
+    "**mixed** when it holds at some and fails at none, **inconclusive** when it holds at none "
+    "and fails at none, **not measured** when no length is measured.",
+    f"- {QUERIES_ONLY} a side has one seed at that length: the interval covers query sampling "
+    "only, not the spread over seeds.",
+    "- Epochs: per deep method, the mean epochs run / mean best epoch (validation mAP) over its "
+    'runs at those lengths, "at cap" the runs that reached the epoch cap without stopping early; '
+    "`-` for the shallow baselines. Inputs: what each side rests on (backbone and its weights, the "
+    "baselines' features, generated tags, reduced settings), where it may differ from the paper.",
+]
+
+
 def claims_section(ok: list[dict], claims: Sequence[Claim]) -> list[str]:
     """The ``### Claims`` lines of one benchmark's ok records (nothing when there is no claim)."""
     if not claims:
         return []
+    per_query = _PerQuery(ok)
     rows = []
     for claim in claims:
-        values_a = _values(ok, claim.metric)
-        per_bits = []
-        bits = sorted({int(r["bits"]) for r in ok})
-        for b in bits if claim.bits is None else [b for b in claim.bits if b in bits]:
-            a = [_mean_std(values_a[(m, b)])[0] for m in claim.a if (m, b) in values_a]
-            o = [_mean_std(values_a[(m, b)])[0] for m in claim.b if (m, b) in values_a]
-            if a and o:
-                per_bits.append((b, min(a) - max(o)))
-        metric = (
-            next((map_key(r) for r in ok if map_key(r)), "mAP")
-            if claim.metric == "mAP"
-            else claim.metric
-        )
-        if not per_bits:
-            diff_text, held, detail = "—", "not measured", "—"
-        else:
-            mean_diff = math.fsum(d for _, d in per_bits) / len(per_bits)
-            diff_text = _signed(mean_diff)
-            wins = sum(d > claim.min_diff for _, d in per_bits)
-            ok_claim = mean_diff > claim.min_diff
-            held = "yes" if ok_claim else "no"
-            if ok_claim and claim.max_diff is not None and mean_diff > claim.max_diff:
-                held = "yes (more than stated)"
-            detail = ", ".join(f"{b}: {_signed(d)}" for b, d in per_bits)
-            detail += f" ({wins}/{len(per_bits)} code lengths)"
+        result = judge(ok, claim, per_query)
+        lengths = [r.verdict.bits for r in result.lengths]
         rows.append(
             [
                 claim.source,
                 claim.statement,
-                f"`{metric}`",
+                f"`{result.metric}`" + _stated(claim),
                 " vs ".join("/".join(side) for side in (claim.a, claim.b)),
-                diff_text,
-                detail,
-                held,
+                "<br>".join(map(_length_cell, result.lengths)) or "no records",
+                f"**{result.verdict}**",
+                _epochs(ok, claim.a, lengths),
+                _epochs(ok, claim.b, lengths),
+                _substitutes(ok, list(dict.fromkeys([*claim.a, *claim.b])), lengths),
             ]
         )
-    lines = [
-        "",
-        "### Claims",
-        "",
-        "Measured difference: the worst method of the first group minus the best of the second, "
-        "averaged over the code lengths both have (per code length beside it); a claim holds when "
-        'that mean exceeds the difference it states (0 for "beats").',
-        "",
-    ]
-    return lines + _table(
-        ["source", "claim", "metric", "methods", "difference", "per bits", "held"], rows
-    )
+    header = ["source", "claim", "metric", "methods", "per code length", "verdict"]
+    header += ["epochs A (run / best)", "epochs B (run / best)", "inputs"]
+    return ["", "### Claims", "", *RULE, "", *_table(header, rows)]

@@ -100,13 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--shard", default=None, metavar="i/n", help="run every n-th cell from the i-th")
     _flag(p, "--dry_run", False, "list the cells and what would happen to each; run nothing")
-    p.add_argument("--results", default="results", help="results folder (records in <results>/raw)")
+    p.add_argument(
+        "--results",
+        default=None,
+        help="results folder (records in <results>/raw; default: the profile's `results`, else "
+        "results)",
+    )
     p.add_argument("--data_root", default=None, help="replace the data config's root folder")
     p.add_argument("--runs_dir", default="runs/bench", help="deep cells' logs and checkpoints")
     _flag(p, "--progress", True, "progress bars (cells; Lightning's epoch bar)")
     _flag(p, "--leaderboard", True, "write the leaderboard after the sweep")
     _flag(p, "--figures", True, "draw the figures with the leaderboard")
     _flag(p, "--leaderboard_only", False, "only regenerate the leaderboard from <results>/raw")
+    _flag(p, "--rerun", False, "recompute the selected cells even when recorded and current")
     _flag(p, "--keep_checkpoints", False, "keep deep cells' checkpoint files")
     _flag(p, "--retry_failed", True, "run cells recorded as failed again")
     return p
@@ -147,7 +153,7 @@ def bench_main(argv: list[str]) -> int:
     """Entry point of ``hashbench bench`` (``argv`` without the subcommand); returns the exit code."""
     args = build_parser().parse_args(argv)
     if args.leaderboard_only:
-        return _write_leaderboard(args.results, args.figures)
+        return _write_leaderboard(args.results or "results", args.figures)
     if not args.config:
         print(
             "hashbench bench: give the grid, e.g. --config benchmarks/fashion-mnist.yaml "
@@ -174,6 +180,7 @@ def bench_main(argv: list[str]) -> int:
                 figures=args.figures,
                 keep_checkpoints=args.keep_checkpoints,
                 retry_failed=args.retry_failed,
+                rerun=args.rerun,
             )
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED

@@ -32,6 +32,9 @@ BENCH_KEYS = (
     "profiles",
 )
 
+#: Keys a profile may hold (:class:`Profile`).
+PROFILE_KEYS = ("trainer_config", "args", "method_args", "seeds", "bits", "add_cells", "results")
+
 #: :class:`~hashbench.retrieval.index.HammingIndex` kinds (not imported here: Faiss is heavy).
 INDEX_KINDS = ("flat", "hash", "multihash", "ivf", "hnsw")
 
@@ -71,6 +74,10 @@ class Profile:
             (e.g. ``trainer.max_epochs: 2``).
         method_args: per method, more dotted overrides (after ``args``).
         seeds: replaces the benchmark's ``seeds`` when given.
+        add_cells: more ``(bits, seeds)`` blocks on top of ``bits x seeds`` (e.g. seeds 1-2 at
+            16/32/64 bits only, when every seed at every length would cost too much).
+        results: the profile's own results folder (``None``: the command's ``--results``), so
+            a short profile never touches the committed leaderboard.
 
     A profile may also give ``bits``, replacing the benchmark's code lengths.
     """
@@ -80,6 +87,8 @@ class Profile:
     args: dict[str, Any] = field(default_factory=dict)
     method_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     seeds: tuple[int, ...] | None = None
+    add_cells: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
+    results: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,22 @@ class BenchConfig:
 
         return "baseline" if method in BASELINES else "deep"
 
+    def grid(self) -> list[tuple[int, int]]:
+        """The ``(bits, seed)`` pairs every method runs: ``bits x seeds`` plus the profile's
+        ``add_cells`` blocks, sorted."""
+        pairs = {(b, s) for b in self.bits for s in self.seeds}
+        for bits, seeds in self.profile.add_cells:
+            pairs |= {(b, s) for b in bits for s in seeds}
+        return sorted(pairs)
+
+    def all_bits(self) -> tuple[int, ...]:
+        """Every code length of :meth:`grid`."""
+        return tuple(sorted({b for b, _ in self.grid()}))
+
+    def all_seeds(self) -> tuple[int, ...]:
+        """Every seed of :meth:`grid`."""
+        return tuple(sorted({s for _, s in self.grid()}))
+
     def base(self, method: str) -> str:
         """The registry key behind ``method`` (itself unless it is a variant)."""
         return self.variants[method].base if method in self.variants else method
@@ -141,6 +166,37 @@ def _as_int_list(value: Any, what: str, path: Path) -> tuple[int, ...]:
     if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         raise BenchConfigError(f"{path}: `{what}` must be a list of integers, got {value!r}")
     return tuple(values)
+
+
+def _bits_list(value: Any, what: str, path: Path) -> tuple[int, ...]:
+    """A list of code lengths, each checked (:func:`hashbench.retrieval.codes.check_bits`)."""
+    from hashbench.retrieval.codes import check_bits
+
+    bits = _as_int_list(value, what, path)
+    for b in bits:
+        try:
+            check_bits(b)
+        except ValueError as e:
+            raise BenchConfigError(f"{path}: {what}: {e}") from None
+    return bits
+
+
+def _add_cells(value: Any, what: str, path: Path) -> tuple:
+    """``[{bits: [...], seeds: [...]}, ...]`` -> ``((bits, seeds), ...)``, checked."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise BenchConfigError(f"{path}: `{what}` must be a list of {{bits: [...], seeds: [...]}}")
+    blocks = []
+    for i, block in enumerate(value):
+        if not isinstance(block, dict) or set(block) != {"bits", "seeds"}:
+            raise BenchConfigError(
+                f"{path}: `{what}[{i}]` must be a mapping with exactly `bits` and `seeds`, "
+                f"got {block!r}"
+            )
+        bits = _bits_list(block["bits"], f"{what}[{i}].bits", path)
+        blocks.append((bits, _as_int_list(block["seeds"], f"{what}[{i}].seeds", path)))
+    return tuple(blocks)
 
 
 def _mapping(value: Any, what: str, path: Path) -> dict:
@@ -166,7 +222,6 @@ def load_bench_config(
     """
     from hashbench.baselines import BASELINES
     from hashbench.methods import METHODS
-    from hashbench.retrieval.codes import check_bits
 
     path = Path(path)
     if not path.is_file():
@@ -237,12 +292,7 @@ def load_bench_config(
     if not methods:
         raise BenchConfigError(f"{path}: no methods left to run")
 
-    bits = _as_int_list(raw.get("bits", [8, 16, 32, 48, 64]), "bits", path)
-    for b in bits:
-        try:
-            check_bits(b)
-        except ValueError as e:
-            raise BenchConfigError(f"{path}: bits: {e}") from None
+    bits = _bits_list(raw.get("bits", [8, 16, 32, 48, 64]), "bits", path)
     seeds = _as_int_list(raw.get("seeds", [0]), "seeds", path)
 
     profiles = _mapping(raw.get("profiles"), "profiles", path) or {"default": {}}
@@ -251,7 +301,7 @@ def load_bench_config(
             f"{path}: no profile {profile!r}; profiles: {', '.join(sorted(profiles))}"
         )
     prof = _mapping(profiles[profile], f"profiles.{profile}", path)
-    bad = sorted(set(prof) - {"trainer_config", "args", "method_args", "seeds", "bits"})
+    bad = sorted(set(prof) - set(PROFILE_KEYS))
     if bad:
         raise BenchConfigError(f"{path}: profiles.{profile}: unknown key(s) {bad}")
     trainer_config = prof.get("trainer_config")
@@ -266,6 +316,8 @@ def load_bench_config(
         seeds=_as_int_list(prof["seeds"], f"profiles.{profile}.seeds", path)
         if "seeds" in prof
         else None,
+        add_cells=_add_cells(prof.get("add_cells"), f"profiles.{profile}.add_cells", path),
+        results=str(prof["results"]) if prof.get("results") else None,
     )
     baselines = _mapping(raw.get("baselines"), "baselines", path)
     index = _mapping(raw.get("index"), "index", path)
@@ -281,12 +333,7 @@ def load_bench_config(
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
         raise BenchConfigError(f"{path}: `metrics` must be a list of metric names")
     if "bits" in prof:
-        bits = _as_int_list(prof["bits"], f"profiles.{profile}.bits", path)
-        for b in bits:
-            try:
-                check_bits(b)
-            except ValueError as e:
-                raise BenchConfigError(f"{path}: profiles.{profile}.bits: {e}") from None
+        bits = _bits_list(prof["bits"], f"profiles.{profile}.bits", path)
     return BenchConfig(
         path=path,
         name=str(raw.get("name") or path.stem),

@@ -204,8 +204,10 @@ def run_baseline(cfg: BenchConfig, cell, datamodule, features: FeatureStore) -> 
         metrics=metric_groups(datamodule.multi_label),
         ties=ties,
         split_features=x,
+        per_query=True,
     )
     extras = {k: result.pop(k) for k in RESULT_EXTRAS}
+    hasher = extras["hasher"]
     q_codes, db_codes = extras["query_codes"], extras["database_codes"]
     times = {
         "train_s": extras["fit_s"],
@@ -217,14 +219,50 @@ def run_baseline(cfg: BenchConfig, cell, datamodule, features: FeatureStore) -> 
     times.update(index_timing(q_codes, db_codes, cell.bits, cfg.index))
     times["query_ms"] = 1000 * (extras["query_encode_s"] + times["topk_s"]) / max(len(q_codes), 1)
     metrics, curves = split_metrics(result)
-    return {
+    out = {
         "supervised": cell.method in SUPERVISED,
         "metrics": metrics,
         "curves": curves,
+        "per_query": _per_query(result, metrics, datamodule.split["query"]),
         "protocol": protocol_facts(datamodule, ties),
         "times": times,
         "device": rec.device_info("cpu"),
     }
+    stage1 = getattr(hasher, "stage1_file_", None)  # ws_ksh: the stage-1 network it read
+    if stage1:
+        out["stage1_file"] = display_path(Path(stage1))
+        source = _stage1_tag_source(Path(stage1))
+        if source:
+            out["tag_source"] = source
+    return out
+
+
+def _stage1_tag_source(path: Path) -> str | None:
+    """The tag source written beside a wsdh stage-1 file (its ``.json`` metadata), if any."""
+    import json
+
+    meta = path.with_suffix(".json")
+    try:
+        return str(json.loads(meta.read_text()).get("tag_source") or "") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _per_query(result: dict, metrics: dict, query_ids) -> dict[str, list[float]]:
+    """The record's per-query values, queries in dataset-index order, checked against the means."""
+    import numpy as np
+
+    order = np.argsort(np.asarray(query_ids), kind="stable")
+    values = rec.per_query_values(result)
+    out = {}
+    for key, vals in values.items():
+        arr = np.asarray(vals, dtype=np.float64)[order]
+        if key in metrics and abs(float(arr.mean()) - metrics[key]) > 1e-5:
+            raise RuntimeError(
+                f"per-query {key} averages {arr.mean():.6f}, the metric is {metrics[key]:.6f}"
+            )
+        out[key] = arr.tolist()
+    return out
 
 
 def run_deep(
@@ -273,6 +311,8 @@ def run_deep(
     metrics, curves = split_metrics(model.test_results)
     if not metrics:
         raise RuntimeError(f"{cell.method}: test produced no metrics")
+    # the test metric orders queries by dataset index already (HashRetrievalMetric)
+    per_query = _per_query(model.test_results, metrics, sorted(dm.split["query"]))
     device = trainer.strategy.root_device
     found = codes_from_test_pass(model, timer, len(dm.split["query"]), len(dm.split["database"]))
     if found is not None:
@@ -303,6 +343,7 @@ def run_deep(
         "supervised": getattr(cls, "supervised", None),
         "metrics": metrics,
         "curves": curves,
+        "per_query": per_query,
         "protocol": protocol_facts(dm, model.ties),
         "times": times,
         "device": rec.device_info(dev),

@@ -34,6 +34,7 @@ from hashbench.bench.plots import ok_records, plan_figures
 from hashbench.bench.tables import (
     COST_COLUMNS,
     DEFAULT_TABLES,
+    _compute_by_method,
     _costs,
     _facts,
     _failed,
@@ -91,20 +92,22 @@ def render_markdown(
         "preset's depth, `mAP@H<=2` / `P@H<=2` inside the Hamming ball of radius 2, `P@500` the "
         "precision of the top 500.",
     ]
-    datasets = sorted({str(r.get("benchmark")) for r in records})
-    if not datasets:
+    groups = sections(records)
+    if not groups:
         lines += ["", "No records yet: run `hashbench bench --config benchmarks/<dataset>.yaml`."]
-    planned = plan_figures(records) if figures else {}
-    for dataset in datasets:
-        ok = ok_records(records, dataset)
-        failed = [r for r in records if r.get("benchmark") == dataset and r.get("status") != "ok"]
-        lines += ["", f"## {dataset}", ""]
+    planned = plan_figures(figure_records(records)) if figures else {}
+    for (dataset, profile), group in groups.items():
+        ok = ok_records(group, dataset)
+        failed = [r for r in group if r.get("status") != "ok"]
+        title = dataset if profile == DEFAULT_PROFILE else f"{dataset}, profile `{profile}`"
+        lines += ["", f"## {title}", ""]
         lines += _facts(dataset, ok, failed)
         if ok:
             lines += _tables(ok)
             lines += _costs(ok)
+            lines += _compute_by_method(ok + failed)
             lines += claims_section(ok, claims)
-        if planned.get(dataset):
+        if profile == _figure_profile(records, dataset) and planned.get(dataset):
             lines += ["", "### Figures", ""]
             for fig in planned[dataset]:
                 lines += [f"![{fig.caption}](figures/{fig.filename})", ""]
@@ -113,13 +116,50 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
+#: The profile whose records come first and get the figures.
+DEFAULT_PROFILE = "default"
+
+
+def record_profile(record: dict) -> str:
+    """The training profile a record was made with (``default`` for records that do not say)."""
+    return str((record.get("bench") or {}).get("profile") or DEFAULT_PROFILE)
+
+
+def sections(records: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Records grouped by (benchmark, profile): one leaderboard section each, sorted with the
+    default profile first. Every group with a record gets its section: nothing is dropped."""
+    out: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in records:
+        out[(str(r.get("benchmark")), record_profile(r))].append(r)
+    return dict(
+        sorted(out.items(), key=lambda kv: (kv[0][0], kv[0][1] != DEFAULT_PROFILE, kv[0][1]))
+    )
+
+
+def _figure_profile(records: list[dict], dataset: str) -> str | None:
+    profiles = sorted(
+        {record_profile(r) for r in records if str(r.get("benchmark")) == dataset},
+        key=lambda p: (p != DEFAULT_PROFILE, p),
+    )
+    return profiles[0] if profiles else None
+
+
+def figure_records(records: list[dict]) -> list[dict]:
+    """The records the figures draw: per benchmark, those of its first profile (default first)."""
+    return [
+        r for r in records if record_profile(r) == _figure_profile(records, str(r.get("benchmark")))
+    ]
+
+
 def render_csv(records: list[dict]) -> str:
-    """Long-form CSV: benchmark, method, kind, bits, quantity, n, mean, std, seeds, tag_source."""
+    """Long-form CSV: benchmark, profile, method, kind, bits, quantity, n, mean, std, seeds,
+    tag_source."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
         [
             "benchmark",
+            "profile",
             "method",
             "kind",
             "bits",
@@ -132,8 +172,8 @@ def render_csv(records: list[dict]) -> str:
         ]
     )
     rows = []
-    for dataset in sorted({str(r.get("benchmark")) for r in records}):
-        ok = ok_records(records, dataset)
+    for (dataset, profile), group in sections(records).items():
+        ok = ok_records(group, dataset)
         kinds = {r["method"]: r.get("kind", "deep") for r in ok}
         tags = {r["method"]: str(r.get("tag_source") or "") for r in ok}
         metric_keys = sorted({k for r in ok for k in r.get("metrics", {})})
@@ -150,6 +190,7 @@ def render_csv(records: list[dict]) -> str:
                 rows.append(
                     [
                         dataset,
+                        profile,
                         m,
                         kinds[m],
                         b,
@@ -161,7 +202,7 @@ def render_csv(records: list[dict]) -> str:
                         tags[m],
                     ]
                 )
-    for row in sorted(rows, key=lambda r: (r[0], r[1], r[3], r[4])):
+    for row in sorted(rows, key=lambda r: (r[0], r[1] != DEFAULT_PROFILE, r[1], r[2], r[4], r[5])):
         writer.writerow(row)
     return out.getvalue()
 
@@ -190,7 +231,7 @@ def write_leaderboard(
         from hashbench.bench.plots import render_figures
 
         try:
-            out["figures"] = render_figures(records, results / "figures")
+            out["figures"] = render_figures(figure_records(records), results / "figures")
         except Exception as e:  # noqa: BLE001 - the tables are written; say what went wrong
             warnings.warn(f"figures under {results / 'figures'} not drawn: {e!r}", stacklevel=2)
             out["figures"] = []

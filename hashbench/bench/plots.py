@@ -3,14 +3,18 @@
 Per benchmark (dataset), from the ``ok`` records only:
 
 - ``<name>-map-vs-bits.png``: the preset's mAP against code length, one line per method (mean over
-  seeds, error bars = std when there are several seeds);
+  seeds, error bars = +-1 sample std over seeds where a point has several seeds);
 - ``<name>-pr-<b>bits.png``: precision-recall curves over Hamming radius ``r = 0..b`` (PROTOCOL.md,
   "PR curve") at 32 and 64 bits (or, when neither was run, the largest code length), curves
-  averaged over seeds;
-- ``<name>-precision-at-n-<b>bits.png``: Precision@N against N at the same code lengths;
+  averaged over seeds, with a band of +-1 std of the precision over seeds;
+- ``<name>-precision-at-n-<b>bits.png``: Precision@N against N at the same code lengths (band
+  likewise);
 - ``<name>-map-vs-query-time.png``: mAP against the time to answer one query (encode it and take
   its top-k from the index, ``times.query_ms``) at the reference code length (32 bits, else the
-  largest).
+  largest), error bars +-1 std over seeds on both axes.
+
+:func:`figure_data` gives what a figure draws (mean, std and seed count per point), so the spread
+is testable without reading pixels.
 
 Which figures exist is decided by the records alone (:func:`plan_figures`), so the leaderboard can
 list them deterministically. Files are written atomically.
@@ -134,7 +138,65 @@ def _styles(methods: list[str], kinds: dict[str, str]) -> dict[str, dict]:
     }
 
 
-def _mean_curves(ok: list[dict], bits: int, x_key: str, y_key: str) -> dict[str, tuple]:
+@dataclass(frozen=True)
+class Series:
+    """What one method's line (or point) of a figure shows: per point the mean over seeds, the
+    sample standard deviation over seeds (``nan`` where there is one seed) and the seed count."""
+
+    x: np.ndarray
+    y: np.ndarray
+    y_std: np.ndarray
+    n_seeds: np.ndarray
+    x_std: np.ndarray | None = None  # the time figure: the spread of the query time
+
+    @property
+    def has_spread(self) -> bool:
+        """Some point averages several seeds (it gets an error bar or a band)."""
+        return bool(np.any(self.n_seeds > 1))
+
+
+def _std(values: np.ndarray) -> np.ndarray:
+    """Sample std over axis 0; ``nan`` for one seed."""
+    if values.shape[0] < 2:
+        return np.full(values.shape[1:], np.nan)
+    return values.std(axis=0, ddof=1)
+
+
+def figure_data(ok: list[dict], spec: Figure) -> dict[str, Series]:
+    """Per method, the data a figure draws (mean and spread over seeds), from one benchmark's ok
+    records; deterministic (records are read in (method, bits, seed) order)."""
+    ok = sorted(ok, key=lambda r: (r["method"], int(r["bits"]), int(r.get("seed", 0))))
+    if spec.kind == "map_vs_bits":
+        return _map_by_bits(ok)
+    if spec.kind in ("pr", "pn"):
+        keys = (
+            ("pr_curve/recall", "pr_curve/precision")
+            if spec.kind == "pr"
+            else ("P@N_curve/N", "P@N_curve")
+        )
+        return _mean_curves(ok, spec.bits, *keys)
+    return _map_by_time(ok, spec.bits)
+
+
+def _map_by_bits(ok: list[dict]) -> dict[str, Series]:
+    by_method: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in ok:
+        key = map_key(r)
+        if key:
+            by_method[r["method"]][int(r["bits"])].append(float(r["metrics"][key]))
+    out = {}
+    for m, points in by_method.items():
+        bits = sorted(points)
+        out[m] = Series(
+            x=np.asarray(bits, float),
+            y=np.asarray([np.mean(points[b]) for b in bits]),
+            y_std=np.asarray([_std(np.asarray(points[b])[:, None])[0] for b in bits]),
+            n_seeds=np.asarray([len(points[b]) for b in bits]),
+        )
+    return out
+
+
+def _mean_curves(ok: list[dict], bits: int, x_key: str, y_key: str) -> dict[str, Series]:
     by_method: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     for r in ok:
         c = r.get("curves", {})
@@ -145,9 +207,31 @@ def _mean_curves(ok: list[dict], bits: int, x_key: str, y_key: str) -> dict[str,
     out = {}
     for m, pairs in by_method.items():
         n = min(len(x) for x, _ in pairs)
-        out[m] = (
-            np.mean([x[:n] for x, _ in pairs], axis=0),
-            np.mean([y[:n] for _, y in pairs], axis=0),
+        ys = np.asarray([y[:n] for _, y in pairs])
+        out[m] = Series(
+            x=np.mean([x[:n] for x, _ in pairs], axis=0),
+            y=ys.mean(axis=0),
+            y_std=_std(ys),
+            n_seeds=np.full(n, len(pairs)),
+        )
+    return out
+
+
+def _map_by_time(ok: list[dict], bits: int | None) -> dict[str, Series]:
+    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in ok:
+        if r["bits"] == bits and map_key(r) and "query_ms" in r.get("times", {}):
+            points[r["method"]].append((r["times"]["query_ms"], r["metrics"][map_key(r)]))
+    out = {}
+    for m, values in points.items():
+        arr = np.asarray(values, float)
+        std = _std(arr)
+        out[m] = Series(
+            x=np.asarray([arr[:, 0].mean()]),
+            y=np.asarray([arr[:, 1].mean()]),
+            y_std=std[1:],
+            n_seeds=np.asarray([len(arr)]),
+            x_std=std[:1],
         )
     return out
 
@@ -180,36 +264,50 @@ def _legend(ax) -> None:
         )
 
 
+#: Opacity of the +-1 std band of a curve figure.
+BAND_ALPHA = 0.15
+
+
+def _errors(std: np.ndarray | None) -> np.ndarray | None:
+    """Error bar half-lengths: the std, ``nan`` (no bar) where there is one seed."""
+    return None if std is None or np.all(np.isnan(std)) else std
+
+
+def _log_errors(x: np.ndarray, std: np.ndarray | None) -> np.ndarray | None:
+    """Error bars on a log axis: the lower half-length stops short of zero."""
+    std = _errors(std)
+    return None if std is None else np.vstack([np.minimum(std, 0.9 * x), std])
+
+
 def _map_vs_bits(ok: list[dict], fig_spec: Figure, styles: dict, order: list[str]):
     import matplotlib.pyplot as plt
-    import pandas as pd
-    import seaborn as sns
 
-    rows = [
-        {"method": r["method"], "bits": int(r["bits"]), "mAP": r["metrics"][map_key(r)]}
-        for r in ok
-        if map_key(r)
-    ]
-    frame = pd.DataFrame(rows)
+    data = figure_data(ok, fig_spec)
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     key = next((map_key(r) for r in ok if map_key(r)), "mAP")
-    sns.lineplot(
-        data=frame,
-        x="bits",
-        y="mAP",
-        hue="method",
-        hue_order=[m for m in order if m in set(frame["method"])],
-        palette={m: s["color"] for m, s in styles.items()},
-        style="method",
-        dashes={m: "" if s["linestyle"] == "-" else (4, 2) for m, s in styles.items()},
-        markers={m: s["marker"] for m, s in styles.items()},
-        errorbar="sd",
-        ax=ax,
-    )
-    ax.set_xticks(sorted(frame["bits"].unique()))
+    for m in order:
+        if m not in data:
+            continue
+        d, s = data[m], styles[m]
+        ax.errorbar(
+            d.x,
+            d.y,
+            yerr=_errors(d.y_std),
+            label=m,
+            color=s["color"],
+            linestyle=s["linestyle"],
+            marker=s["marker"],
+            markersize=4,
+            linewidth=1.2,
+            capsize=2.5,
+            elinewidth=0.9,
+        )
+    ax.set_xticks(sorted({int(b) for d in data.values() for b in d.x}))
     ax.set_xlabel("bits")
     ax.set_ylabel(key)
-    ax.set_title(f"{fig_spec.dataset}: {key} against code length")
+    spread = " (bars: +-1 std over seeds)" if any(d.has_spread for d in data.values()) else ""
+    ax.set_title(f"{fig_spec.dataset}: {key} against code length{spread}", fontsize=10)
+    ax.grid(True, alpha=0.3)
     _legend(ax)
     return fig
 
@@ -217,21 +315,25 @@ def _map_vs_bits(ok: list[dict], fig_spec: Figure, styles: dict, order: list[str
 def _curves(ok: list[dict], fig_spec: Figure, styles: dict, order: list[str]):
     import matplotlib.pyplot as plt
 
+    curves = figure_data(ok, fig_spec)
     if fig_spec.kind == "pr":
-        curves = _mean_curves(ok, fig_spec.bits, "pr_curve/recall", "pr_curve/precision")
         xlabel, ylabel = "recall", "precision"
         title = f"{fig_spec.dataset}: precision-recall over Hamming radius, {fig_spec.bits} bits"
     else:
-        curves = _mean_curves(ok, fig_spec.bits, "P@N_curve/N", "P@N_curve")
         xlabel, ylabel = "N (top retrieved)", "precision@N"
         title = f"{fig_spec.dataset}: precision@N, {fig_spec.bits} bits"
+    if any(d.has_spread for d in curves.values()):
+        title += " (bands: +-1 std over seeds)"
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for m in order:
         if m not in curves:
             continue
-        x, y = curves[m]
-        s = styles[m]
-        ax.plot(x, y, label=m, color=s["color"], linestyle=s["linestyle"], linewidth=1.2)
+        d, s = curves[m], styles[m]
+        ax.plot(d.x, d.y, label=m, color=s["color"], linestyle=s["linestyle"], linewidth=1.2)
+        if d.has_spread:
+            ax.fill_between(
+                d.x, d.y - d.y_std, d.y + d.y_std, color=s["color"], alpha=BAND_ALPHA, linewidth=0
+            )
     if fig_spec.kind == "pn":
         ax.set_xscale("log")
     else:
@@ -248,22 +350,33 @@ def _curves(ok: list[dict], fig_spec: Figure, styles: dict, order: list[str]):
 def _map_vs_time(ok: list[dict], fig_spec: Figure, styles: dict, order: list[str]):
     import matplotlib.pyplot as plt
 
-    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for r in ok:
-        if r["bits"] == fig_spec.bits and map_key(r) and "query_ms" in r.get("times", {}):
-            points[r["method"]].append((r["times"]["query_ms"], r["metrics"][map_key(r)]))
+    points = figure_data(ok, fig_spec)
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for m in order:
         if m not in points:
             continue
-        x, y = np.mean(points[m], axis=0)
-        s = styles[m]
-        ax.scatter([x], [y], label=m, color=s["color"], marker=s["marker"], s=30)
+        d, s = points[m], styles[m]
+        ax.errorbar(
+            d.x,
+            d.y,
+            xerr=_log_errors(d.x, d.x_std),
+            yerr=_errors(d.y_std),
+            label=m,
+            color=s["color"],
+            marker=s["marker"],
+            markersize=5,
+            linestyle="none",
+            capsize=2.5,
+            elinewidth=0.9,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("query time, ms (encode the query + top-k from the index)")
     key = next((map_key(r) for r in ok if map_key(r)), "mAP")
     ax.set_ylabel(key)
-    ax.set_title(f"{fig_spec.dataset}: {key} against query time, {fig_spec.bits} bits", fontsize=10)
+    title = f"{fig_spec.dataset}: {key} against query time, {fig_spec.bits} bits"
+    if any(d.has_spread for d in points.values()):
+        title += " (bars: +-1 std over seeds)"
+    ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     _legend(ax)
     return fig

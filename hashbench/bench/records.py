@@ -1,12 +1,14 @@
 """One JSON record per benchmark cell (dataset, method, bits, seed), written atomically.
 
-Layout (DESIGN.md, "Conventions" 4)::
+Layout::
 
-    <results>/raw/<benchmark>/<method>/<bits>bits-seed<seed>.json
+    <results>/raw/<benchmark>/<profile>/<method>/<bits>bits-seed<seed>.json.gz
 
-A record holds the cell's status (``ok`` or ``failed``), its full resolved configuration and a hash
+gzip-compressed JSON (``mtime`` 0, so the same record gives the same bytes); readers also accept
+plain ``.json`` files. A record holds the cell's status (``ok`` or ``failed``), its full resolved configuration and a hash
 of it (:func:`config_hash`), the PROTOCOL.md metrics (scalars under ``metrics``, curves as lists
-under ``curves``), wall times, peak memory, the device, library versions and the git commit. Tables
+under ``curves``, and under ``per_query`` the per-query values of :data:`PER_QUERY_KEYS` that the
+claims' paired bootstrap resamples, in dataset-index order of the queries), wall times, peak memory, the device, library versions and the git commit. Tables
 and figures are built from these files only (:mod:`hashbench.bench.leaderboard`).
 
 Files are written to a temporary file in the same folder (``.<name>.<random>.tmp``) and renamed
@@ -18,6 +20,7 @@ This module imports no torch at import time: the leaderboard reads records witho
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import math
@@ -34,7 +37,17 @@ from typing import Any
 from hashbench import files
 
 #: Version of the record format; bump it when a field changes meaning.
-RECORD_VERSION = 1
+#: 2: gzip-compressed, profile folder, ``per_query`` values, ``config.code`` fingerprint.
+RECORD_VERSION = 2
+
+#: Metrics whose per-query values a record keeps (those the claims judge), where computed.
+PER_QUERY_KEYS = ("mAP@k", "mAP@H<=2", "P@H<=2", "R@H<=2", "P@500")
+
+#: Decimals kept of a per-query value (1e-6 is far below any query's weight in a mean).
+PER_QUERY_DECIMALS = 6
+
+#: File name suffix of a record.
+RECORD_SUFFIX = ".json.gz"
 
 #: Suffix of the temporary files :func:`write_record` renames into place.
 TMP_SUFFIX = files.TMP_SUFFIX
@@ -47,10 +60,33 @@ def raw_dir(results: str | os.PathLike) -> Path:
 
 
 def record_path(
-    results: str | os.PathLike, benchmark: str, method: str, bits: int, seed: int
+    results: str | os.PathLike,
+    benchmark: str,
+    method: str,
+    bits: int,
+    seed: int,
+    profile: str = "default",
 ) -> Path:
-    """Where the record of one cell lives: ``<results>/raw/<benchmark>/<method>/<b>bits-seed<s>.json``."""
-    return raw_dir(results) / benchmark / method / f"{bits}bits-seed{seed}.json"
+    """Where the record of one cell lives:
+    ``<results>/raw/<benchmark>/<profile>/<method>/<b>bits-seed<s>.json.gz``."""
+    return raw_dir(results) / benchmark / profile / method / f"{bits}bits-seed{seed}{RECORD_SUFFIX}"
+
+
+def per_query_values(result: dict) -> dict[str, list[float]]:
+    """The ``per_query/<key>`` arrays of an :func:`~hashbench.retrieval.metrics.evaluate` result
+    for the keys of :data:`PER_QUERY_KEYS` (``mAP@k``: the result's mAP at the preset's depth),
+    rounded to :data:`PER_QUERY_DECIMALS` decimals."""
+    out = {}
+    for key, value in result.items():
+        if not str(key).startswith("per_query/"):
+            continue
+        name = str(key)[len("per_query/") :]
+        wanted = name in PER_QUERY_KEYS or (
+            name.startswith("mAP@") and not name.startswith("mAP@H") and "mAP@k" in PER_QUERY_KEYS
+        )
+        if wanted:
+            out[name] = [round(float(v), PER_QUERY_DECIMALS) for v in value]
+    return dict(sorted(out.items()))
 
 
 def temp_files(path: Path) -> list[Path]:
@@ -101,7 +137,10 @@ def write_record(path: str | os.PathLike, record: dict) -> Path:
     for stale in temp_files(path):
         stale.unlink(missing_ok=True)
     text = json.dumps(to_jsonable(record), sort_keys=True, indent=1, allow_nan=False) + "\n"
-    files.write_text_atomic(path, text, fsync=True)
+    if path.name.endswith(".gz"):
+        files.write_bytes_atomic(path, gzip.compress(text.encode(), mtime=0), fsync=True)
+    else:
+        files.write_text_atomic(path, text, fsync=True)
     return path
 
 
@@ -118,8 +157,11 @@ def read_record(path: str | os.PathLike) -> dict | None:
     if not path.is_file():
         return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(data)
+        record = json.loads(data.decode("utf-8"))
+    except (OSError, ValueError, EOFError) as e:
         warnings.warn(f"ignoring unreadable benchmark record {path}: {e}", stacklevel=2)
         return None
     if not isinstance(record, dict):
@@ -135,7 +177,8 @@ def load_records(results: str | os.PathLike) -> list[dict]:
     """
     root = raw_dir(results)
     out = []
-    for path in sorted(root.rglob("*.json")) if root.is_dir() else []:
+    paths = sorted([*root.rglob("*.json"), *root.rglob("*.json.gz")]) if root.is_dir() else []
+    for path in paths:
         if path.name.startswith("."):
             continue
         record = read_record(path)

@@ -64,9 +64,11 @@ class PlannedCell:
     config: dict
     hash: str
     path: Path
-    action: str  # run | skip | rerun (config changed) | retry (failed)
+    action: str  # run (missing) | skip (recorded) | stale | retry (failed) | rerun (--rerun)
     training_config: dict | None = None  # a deep cell's full resolved config (what is built)
     error: str | None = None  # the configuration does not resolve: the cell is recorded as failed
+    estimate_s: float | None = None  # expected wall time, from the records of the same method
+    reason: str = ""  # why a cell is stale
 
 
 @dataclass
@@ -93,6 +95,7 @@ class Sweep:
         progress: show progress bars.
         keep_checkpoints: keep the deep cells' checkpoint files after their record is written.
         retry_failed: run cells whose record says ``failed`` again.
+        rerun: recompute the selected cells even when their record is current.
     """
 
     def __init__(
@@ -105,8 +108,10 @@ class Sweep:
         progress: bool = True,
         keep_checkpoints: bool = False,
         retry_failed: bool = True,
+        rerun: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.rerun = rerun
         self.results = Path(results)
         self.runs_dir = Path(runs_dir)
         self.progress = progress
@@ -160,7 +165,14 @@ class Sweep:
         self.datamodule(load=load_data)
         planned = []
         for cell in self.cells:
-            path = rec.record_path(self.results, self.cfg.name, cell.method, cell.bits, cell.seed)
+            path = rec.record_path(
+                self.results,
+                self.cfg.name,
+                cell.method,
+                cell.bits,
+                cell.seed,
+                self.cfg.profile.name,
+            )
             training, error = None, None
             if cell.kind == "deep":
                 root = run_dir(self.runs_dir, self.cfg, cell)
@@ -179,13 +191,21 @@ class Sweep:
                 config = baseline_config(self.cfg, cell, self._data_cfg or {})
             digest = rec.config_hash(config)
             old = rec.read_record(path)
+            reason = ""
             if old is None:
                 action = "run"
+            elif self.rerun:
+                action = "rerun"
             elif old.get("status") == "ok":
-                action = "skip" if old.get("config_hash") == digest else "rerun"
+                action = "skip" if old.get("config_hash") == digest else "stale"
+                if action == "stale":
+                    reason = stale_reason(old.get("config"), config)
             else:
                 action = "retry" if self.retry_failed else "skip"
-            planned.append(PlannedCell(cell, config, digest, path, action, training, error))
+            planned.append(
+                PlannedCell(cell, config, digest, path, action, training, error, reason=reason)
+            )
+        estimate_times(planned, rec.load_records(self.results))
         return planned
 
     # -- run ----------------------------------------------------------------------------------------
@@ -298,6 +318,107 @@ class Sweep:
         return record
 
 
+def stale_reason(old: dict | None, new: dict) -> str:
+    """Why a recorded cell's configuration differs from the grid's: the method's code (naming the
+    changed modules) or the configuration (naming the first differing keys)."""
+    from hashbench.bench.fingerprint import changed_modules
+
+    old = old or {}
+    if {k: v for k, v in old.items() if k != "code"} == {
+        k: v for k, v in new.items() if k != "code"
+    }:
+        changed = changed_modules(old.get("code"), new.get("code") or {})
+        return "code changed: " + (", ".join(changed) if changed else "fingerprint")
+    keys = sorted(_diff_keys(old, new))
+    shown = ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+    return f"config changed: {shown}"
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            if k == "code" and not prefix:
+                continue
+            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".") or "(root)"]
+
+
+#: Seconds a cell is assumed to take when no record of its method exists (2 CPU cores, converged
+#: default profile): deep methods by early stopping, baselines by their fit.
+FALLBACK_ESTIMATE_S = {"deep": 300.0, "baseline": 20.0}
+
+
+def estimate_times(planned: list[PlannedCell], records: list[dict]) -> None:
+    """Set each planned cell's ``estimate_s``: the mean wall time of the ok records of the same
+    method and profile (any code length and seed), else of its kind, else
+    :data:`FALLBACK_ESTIMATE_S`."""
+    by_method: dict[tuple[str, str], list[float]] = {}
+    by_kind: dict[str, list[float]] = {}
+    for r in records:
+        t = (r.get("times") or {}).get("total_s")
+        if r.get("status") != "ok" or not isinstance(t, int | float):
+            continue
+        profile = (r.get("bench") or {}).get("profile", "default")
+        by_method.setdefault((str(r.get("method")), profile), []).append(float(t))
+        by_kind.setdefault(str(r.get("kind")), []).append(float(t))
+    for p in planned:
+        profile = p.path.parent.parent.name
+        same = by_method.get((p.cell.method, profile)) or by_kind.get(p.cell.kind)
+        p.estimate_s = (
+            sum(same) / len(same) if same else FALLBACK_ESTIMATE_S.get(p.cell.kind, 300.0)
+        )
+
+
+def format_duration(seconds: float) -> str:
+    """``2 h 05 min`` / ``14 min`` / ``40 s``."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def plan_summary(cfg: BenchConfig, planned: list[PlannedCell], results: Path) -> list[str]:
+    """What a sweep is about to do, for the first lines of its output: how many cells are
+    recorded, missing, stale, failed (and why stale), and the estimated time of the rest."""
+    counts = {a: sum(p.action == a for p in planned) for a in ACTIONS}
+    todo = [p for p in planned if p.action != "skip"]
+    eta = sum(p.estimate_s or 0.0 for p in todo)
+    lines = [
+        f"{cfg.name} ({cfg.profile.name} profile, records in {results / 'raw'}): "
+        f"{len(planned)} cells - {counts['skip']} recorded, {counts['run']} missing, "
+        f"{counts['stale']} stale, {counts['retry']} failed before"
+        + (f", {counts['rerun']} to recompute (--rerun)" if counts["rerun"] else "")
+    ]
+    reasons: dict[str, list[str]] = {}
+    for p in planned:
+        if p.action == "stale":
+            reasons.setdefault(p.reason, []).append(p.cell.method)
+    for reason, methods in sorted(reasons.items()):
+        names = sorted(set(methods))
+        lines.append(
+            f"  stale ({len(methods)} cells of {', '.join(names[:6])}"
+            + (" ..." if len(names) > 6 else "")
+            + f"): {reason}"
+        )
+    if todo:
+        lines.append(
+            f"  to compute: {len(todo)} cells, estimated {format_duration(eta)} "
+            "(from the recorded wall times of the same methods on the machine that made them)"
+        )
+    else:
+        lines.append("  nothing to compute: every cell is recorded with the current configuration")
+    return lines
+
+
+#: What the plan may do with a cell.
+ACTIONS = ("run", "skip", "stale", "retry", "rerun")
+
+
 def _summary_line(record: dict) -> str:
     t = record.get("times", {}).get("total_s", 0.0)
     if record["status"] != "ok":
@@ -311,11 +432,12 @@ def _summary_line(record: dict) -> str:
 # -- entry points -----------------------------------------------------------------------------------
 def run_benchmark(
     config: str | os.PathLike,
-    results: str | os.PathLike = "results",
+    results: str | os.PathLike | None = None,
     profile: str = "default",
     only: Sequence[str] | None = None,
     shard: tuple[int, int] | str | None = None,
     dry_run: bool = False,
+    rerun: bool = False,
     data_root: str | None = None,
     runs_dir: str | os.PathLike = "runs/bench",
     progress: bool = True,
@@ -329,11 +451,12 @@ def run_benchmark(
 
     Args:
         config: the benchmark YAML.
-        results: results folder.
+        results: results folder (``None``: the profile's ``results``, else ``results``).
         profile: training profile of the YAML.
         only: ``--only`` tokens (method names, bit lengths, ``seed=<k>``).
         shard: ``(i, n)`` or ``"i/n"``.
         dry_run: list the cells and what would happen to each; run nothing, write nothing.
+        rerun: recompute the selected cells even when recorded and current.
         data_root: replaces the data config's ``root``.
         runs_dir: where deep cells' logs and checkpoints go.
         progress: progress bars (cells, and Lightning's per-epoch bar).
@@ -350,6 +473,9 @@ def run_benchmark(
     if isinstance(shard, str):
         shard = parse_shard(shard)
     cfg = load_bench_config(config, profile, data_root)
+    if results is None:
+        results = cfg.profile.results or "results"
+    results = Path(results)
     for note in cfg.skipped:
         echo(f"note: skipping {note}")
     sweep = Sweep(
@@ -361,24 +487,21 @@ def run_benchmark(
         progress and not dry_run,
         keep_checkpoints,
         retry_failed,
+        rerun,
     )
     if dry_run:
         sweep.check_configs()
         planned = sweep.plan(load_data=False)
-        echo(f"{cfg.path}: {len(planned)} cells (profile {cfg.profile.name}, results {results})")
         for p in planned:
             note = "" if p.error is None else f"  INVALID CONFIG: {p.error}"
+            note += f"  ({p.reason})" if p.reason else ""
             echo(f"  {p.action:<6} {p.cell.id:<32} {p.cell.kind:<8} config {p.hash}{note}")
-        counts = {a: sum(p.action == a for p in planned) for a in ("run", "rerun", "retry", "skip")}
-        echo("  " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        for line in plan_summary(cfg, planned, results):
+            echo(line)
         return SweepReport(planned)
     planned = sweep.plan()
-    counts = {a: sum(p.action == a for p in planned) for a in ("run", "rerun", "retry", "skip")}
-    echo(
-        f"{cfg.name}: {len(planned)} cells, "
-        + ", ".join(f"{v} {k}" for k, v in counts.items())
-        + f" (profile {cfg.profile.name})"
-    )
+    for line in plan_summary(cfg, planned, results):
+        echo(line)
     try:
         report = sweep.run(planned)
     except (KeyboardInterrupt, SystemExit):

@@ -16,7 +16,9 @@ DEFAULT_TABLES = ("mAP", "mAP@H<=2", "P@H<=2", "P@500")
 
 #: Cost columns: (record ``times`` / ``memory`` key, header, format).
 COST_COLUMNS = (
-    ("times.epochs", "epochs", "{:,.0f}"),
+    ("times.epochs", "epochs", "{:,.1f}"),
+    ("training.best_epoch", "best epoch", "{:,.1f}"),
+    ("training.max_epochs", "epoch cap", "{:,.0f}"),
     ("times.train_s", "train s", "{:,.2f}"),
     ("times.encode_per_s", "encode items/s", "{:,.0f}"),
     ("times.index_build_s", "index build ms", "{:,.2f}", 1000.0),
@@ -268,8 +270,9 @@ def _costs(ok: list[dict]) -> list[str]:
         "",
         f"### Cost at {ref} bits",
         "",
-        "Mean over seeds. Epochs: training epochs of a deep cell (profile and per-method "
-        "settings of the grid). Train: wall time of `fit` (validation included) or of the baseline's "
+        "Mean over seeds. Epochs: training epochs a deep cell ran under the early-stopping rule "
+        "on held-out `val/mAP` (best epoch: the checkpoint tested, counted from 0; epoch cap: "
+        "the profile's `max_epochs`). Train: wall time of `fit` (validation included) or of the baseline's "
         "fit; encode: database items per second; query: ms per query to encode it and take its "
         f"top-{_join(ks)} from a `flat` Faiss binary index; radius: Hamming-ball (r = "
         f"{_join(radii)}) queries per second; peak RSS per {_join(scopes)} "
@@ -277,6 +280,29 @@ def _costs(ok: list[dict]) -> list[str]:
         "",
     ]
     return lines + _table(["method", "type", *(c[1] for c in columns)], rows)
+
+
+def _compute_by_method(everything: list[dict]) -> list[str]:
+    """Summed wall time per method over all its cells (ok and failed)."""
+    per: dict[str, list[float]] = defaultdict(list)
+    for r in everything:
+        per[str(r["method"])].append(float(_get(r, "times.total_s") or 0.0))
+    if not per:
+        return []
+    kinds = {str(r["method"]): str(r.get("kind", "?")) for r in everything}
+    rows = [
+        [m, kinds[m], str(len(t)), _minutes(sum(t)), f"{sum(t) / len(t):,.0f} s"]
+        for m, t in sorted(per.items(), key=lambda kv: (kinds[kv[0]] != "deep", kv[0]))
+    ]
+    total = sum(sum(t) for t in per.values())
+    return [
+        "",
+        "### Compute per method",
+        "",
+        f"Summed wall time of every recorded cell (all code lengths and seeds): {_minutes(total)}.",
+        "",
+        *_table(["method", "kind", "cells", "summed wall time", "mean per cell"], rows),
+    ]
 
 
 def _failed(failed: list[dict]) -> list[str]:

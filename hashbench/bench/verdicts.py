@@ -76,17 +76,25 @@ def bootstrap_interval(
         )
     nq = n_q.pop()
     rng = np.random.default_rng(seed)
-    diffs = np.empty(n_resamples)
-    for i in range(n_resamples):
-        queries = rng.integers(0, nq, nq)
-        means = {}
-        for m, arr in arrays.items():
-            seeds = rng.integers(0, arr.shape[0], arr.shape[0])
-            means[m] = arr[seeds][:, queries].mean()
-        diffs[i] = _gap(means, a, b)
+    # Vectorised over the resamples: a resample's mean of one method is the mean of its per-query
+    # values weighted by how often each seed and each query was drawn, ``w_seeds @ arr @ w_queries``.
+    queries = _draw_weights(rng, nq, n_resamples)  # (n_resamples, nq), shared by every method
+    means = {}
+    for m, arr in arrays.items():
+        seeds = _draw_weights(rng, arr.shape[0], n_resamples)  # (n_resamples, n_seeds), per method
+        means[m] = np.einsum("rq,rq->r", seeds @ arr, queries)
+    diffs = np.min([means[m] for m in a], axis=0) - np.max([means[m] for m in b], axis=0)
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(diffs, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def _draw_weights(rng: np.random.Generator, n: int, n_resamples: int) -> np.ndarray:
+    """Per resample, the share of each of ``n`` items in a draw of ``n`` with replacement."""
+    draws = rng.integers(0, n, (n_resamples, n))
+    draws += np.arange(n_resamples)[:, None] * n
+    counts = np.bincount(draws.ravel(), minlength=n_resamples * n).reshape(n_resamples, n)
+    return counts / n
 
 
 def judge_length(

@@ -208,6 +208,7 @@ class HashingMethod(L.LightningModule):
             else metric_groups(bool(getattr(dm, "multi_label", False))),
             ties=self.ties,
             seed=getattr(dm, "seed", 0),
+            per_query=stage == "test",
         ).to(self.device)
         self._metrics[stage] = metric
         return metric

@@ -73,10 +73,11 @@ def protocol_facts(datamodule: Any, ties: str) -> dict[str, Any]:
 
 
 def split_metrics(result: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, list]]:
-    """Scalar metrics and curves (lists) of a metrics dict; other entries are dropped."""
+    """Scalar metrics and curves (lists) of a metrics dict; other entries (``per_query/*`` arrays
+    included) are dropped."""
     scalars, curves = {}, {}
     for key, value in result.items():
-        if isinstance(value, str | bytes) or value is None:
+        if isinstance(value, str | bytes) or value is None or str(key).startswith("per_query/"):
             continue
         try:
             arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)

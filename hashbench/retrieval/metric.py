@@ -53,6 +53,8 @@ class HashRetrievalMetric(Metric):
         radius: Hamming radius of the ``hamming_radius`` group.
         p_at_n: the ``N`` of ``P@N`` / ``R@N``.
         chunk_size: queries per chunk (``None`` = automatic).
+        per_query: :meth:`compute_full` also returns ``per_query/<key>`` arrays (one value per
+            query, in dataset-index order when indices were given) for the paired bootstrap.
     """
 
     is_differentiable = False
@@ -69,6 +71,7 @@ class HashRetrievalMetric(Metric):
         radius: int = 2,
         p_at_n: Sequence[int] = P_AT_N,
         chunk_size: int | None = None,
+        per_query: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(metrics, str):
@@ -95,6 +98,7 @@ class HashRetrievalMetric(Metric):
         self.radius = radius
         self.p_at_n = tuple(p_at_n)
         self.chunk_size = chunk_size
+        self.per_query = per_query
         for role in _ROLES:
             for part in ("codes", "labels", "indices"):
                 self.add_state(f"{role}_{part}", default=[], dist_reduce_fx="cat")
@@ -191,6 +195,7 @@ class HashRetrievalMetric(Metric):
             radius=self.radius,
             p_at_n=self.p_at_n,
             chunk_size=self.chunk_size,
+            per_query=self.per_query,
         )
 
     def compute(self) -> dict[str, torch.Tensor]:

@@ -71,16 +71,17 @@ def test_codes_are_ksh_on_the_stage1_backbone_features(
                 [torch.from_numpy(dm.dataset(split).image(int(i))) for i in dm.split[split]]
             )
             feats[split] = model.features(images).flatten(1).numpy()
-    expected = KSH(bits=16, random_state=0, **FAST).fit(feats["train"], dm.labels("train"))
-
     hasher = WSKSH(bits=16, stage1_dir=str(tmp_path / "stage1"), **FAST)
     got = hasher.input_features(dm)
     assert hasher.stage1_file_ == str(path)
     for split in feats:
         np.testing.assert_allclose(got[split], feats[split], rtol=1e-4, atol=1e-5)
+    # KSH's optimisation amplifies float rounding (thread count changes ~10% of the bits), so
+    # the codes are compared on the same features: WS-KSH is exactly KSH on them
+    expected = KSH(bits=16, random_state=0, **FAST).fit(got["train"], dm.labels("train"))
     hasher.fit(got["train"], dm.labels("train"))
-    db = expected.encode(feats["database"])
-    assert (hasher.encode(got["database"]) == db).mean() > 0.99
+    db = expected.encode(got["database"])
+    assert (hasher.encode(got["database"]) == db).all()
 
     # through the bench's path: the hook replaces the given (pixel) features
     import hashbench.baselines.evaluate as ev

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -16,12 +17,14 @@ from .conftest import SweepRun, bench, copy_results, write_grid
 
 
 def _mtimes(results: Path) -> dict[str, int]:
-    return {p.name + p.parent.name: p.stat().st_mtime_ns for p in (results / "raw").rglob("*.json")}
+    return {
+        p.name + p.parent.name: p.stat().st_mtime_ns for p in (results / "raw").rglob("*.json.gz")
+    }
 
 
 def test_resume_computes_only_the_missing_cell(bench_sweep: SweepRun, tmp_path: Path) -> None:
     results = copy_results(bench_sweep, tmp_path / "results")
-    victim = results / "raw/fashion-mnist/dsh/16bits-seed0.json"
+    victim = results / "raw/fashion-mnist/default/dsh/16bits-seed0.json.gz"
     victim.unlink()  # killed mid-run: no record ...
     leftover = victim.parent / f".{victim.name}.x1y2z3{rec.TMP_SUFFIX}"
     leftover.write_text('{"status": "ok", "trunc')  # ... and half a temporary file
@@ -41,7 +44,7 @@ def test_resume_computes_only_the_missing_cell(bench_sweep: SweepRun, tmp_path: 
     assert not leftover.exists()
     after = _mtimes(results)
     assert {k: v for k, v in after.items() if k in before} == before  # the others untouched
-    assert json.loads(victim.read_text())["status"] == "ok"
+    assert rec.read_record(victim)["status"] == "ok"
     assert "| dsh | deep |" in (results / "leaderboard.md").read_text()
 
 
@@ -107,14 +110,14 @@ def test_failed_cell_is_recorded_and_the_sweep_finishes(
     results = tmp_path / "results"
     rc = bench(grid, results, tmp_path / "runs", "--figures", "false")
     assert rc == 1
-    bad = json.loads((results / "raw/fashion-mnist/dsh_bad/8bits-seed0.json").read_text())
+    bad = rec.read_record(results / "raw/fashion-mnist/default/dsh_bad/8bits-seed0.json.gz")
     assert bad["status"] == "failed" and "invalid configuration" in bad["error"]
-    failed = json.loads((results / "raw/fashion-mnist/dsh/8bits-seed0.json").read_text())
+    failed = rec.read_record(results / "raw/fashion-mnist/default/dsh/8bits-seed0.json.gz")
     assert failed["status"] == "failed"
     assert failed["error"] == "RuntimeError: boom: training exploded"
     assert "boom" in failed["traceback"] and "Traceback" in failed["traceback"]
     assert failed["config_hash"] == rec.config_hash(failed["config"])
-    ok = json.loads((results / "raw/fashion-mnist/itq/8bits-seed0.json").read_text())
+    ok = rec.read_record(results / "raw/fashion-mnist/default/itq/8bits-seed0.json.gz")
     assert ok["status"] == "ok"
     md = (results / "leaderboard.md").read_text()
     assert "### Failed cells" in md and "RuntimeError: boom" in md
@@ -219,7 +222,16 @@ def test_shards_are_disjoint_and_cover_the_grid(bench_sweep: SweepRun) -> None:
 def test_records_are_written_atomically(tmp_path: Path) -> None:
     path = rec.record_path(tmp_path, "bench", "m", 8, 0)
     rec.write_record(path, {"status": "ok", "value": 1.5, "nan": float("nan")})
-    assert json.loads(path.read_text()) == {"status": "ok", "value": 1.5, "nan": None}
+    # gzip-compressed JSON, readable without hashbench, and the same bytes for the same record
+    assert path.name.endswith(".json.gz")
+    assert json.loads(gzip.decompress(path.read_bytes())) == {
+        "status": "ok",
+        "value": 1.5,
+        "nan": None,
+    }
+    first = path.read_bytes()
+    rec.write_record(path, {"status": "ok", "value": 1.5, "nan": float("nan")})
+    assert path.read_bytes() == first
     assert [p.name for p in path.parent.iterdir()] == [path.name]
     assert re.fullmatch(r"[0-9a-f]{16}", rec.config_hash({"a": [1, 2]}))
     assert rec.config_hash({"a": 1, "b": 2}) == rec.config_hash({"b": 2, "a": 1})

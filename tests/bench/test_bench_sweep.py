@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from hashbench.bench import records as rec
 from hashbench.bench.config import load_bench_config
 from hashbench.bench.records import config_hash, load_records
 
@@ -21,10 +21,10 @@ def test_sweep_writes_one_record_per_cell(bench_sweep: SweepRun) -> None:
     raw = bench_sweep.results / "raw" / "fashion-mnist"
     files = sorted(p.relative_to(raw).as_posix() for p in raw.rglob("*") if p.is_file())
     assert files == [
-        "dsh/16bits-seed0.json",
-        "dsh/8bits-seed0.json",
-        "itq/16bits-seed0.json",
-        "itq/8bits-seed0.json",
+        "default/dsh/16bits-seed0.json.gz",
+        "default/dsh/8bits-seed0.json.gz",
+        "default/itq/16bits-seed0.json.gz",
+        "default/itq/8bits-seed0.json.gz",
     ]
     records = load_records(bench_sweep.results)
     assert {r["cell"] for r in records} == CELLS
@@ -49,7 +49,7 @@ def test_sweep_writes_one_record_per_cell(bench_sweep: SweepRun) -> None:
 
 
 def test_deep_cell_trained_as_hashbench_fit(bench_sweep: SweepRun) -> None:
-    r = json.loads((bench_sweep.results / "raw/fashion-mnist/dsh/16bits-seed0.json").read_text())
+    r = rec.read_record(bench_sweep.results / "raw/fashion-mnist/default/dsh/16bits-seed0.json.gz")
     assert r["times"]["encode_source"] == "test pass"  # codes and timing from trainer.test
     fit = r["config"]["fit"]
     assert fit["model"]["class_path"] == "hashbench.methods.dsh.DSH"
@@ -63,7 +63,7 @@ def test_deep_cell_trained_as_hashbench_fit(bench_sweep: SweepRun) -> None:
 
 
 def test_baseline_cell(bench_sweep: SweepRun) -> None:
-    r = json.loads((bench_sweep.results / "raw/fashion-mnist/itq/8bits-seed0.json").read_text())
+    r = rec.read_record(bench_sweep.results / "raw/fashion-mnist/default/itq/8bits-seed0.json.gz")
     assert r["kind"] == "baseline" and r["supervised"] is False
     assert r["config"]["params"]["bits"] == 8 and r["config"]["params"]["random_state"] == 0
     assert r["config"]["features"] == "pixels"
@@ -88,8 +88,10 @@ def test_leaderboard_tables_and_figures(bench_sweep: SweepRun) -> None:
     assert "tie rule `index`" in md and "Hardware:" in md and "finished 20" in md
     assert "not measured" in md  # claims about methods without records
     csv_text = (bench_sweep.results / "leaderboard.csv").read_text()
-    assert csv_text.startswith("benchmark,method,kind,bits,quantity,n,mean,std,seeds,tag_source\n")
-    assert "fashion-mnist,dsh,deep,16,mAP@all,1," in csv_text
+    assert csv_text.startswith(
+        "benchmark,profile,method,kind,bits,quantity,n,mean,std,seeds,tag_source\n"
+    )
+    assert "fashion-mnist,default,dsh,deep,16,mAP@all,1," in csv_text
     figures = sorted((bench_sweep.results / "figures").glob("*.png"))
     assert [f.name for f in figures] == [
         "fashion-mnist-map-vs-bits.png",
@@ -121,12 +123,12 @@ def test_dry_run_lists_cells_and_writes_nothing(
     out = capsys.readouterr().out
     for cell in CELLS:
         assert cell in out
-    assert "4 run" in out
+    assert "4 missing" in out
     assert not (tmp_path / "fresh").exists() and not (tmp_path / "runs").exists()
     # against the recorded sweep every cell is up to date
     assert bench(bench_sweep.grid, bench_sweep.results, tmp_path / "runs", "--dry_run") == 0
     out = capsys.readouterr().out
-    assert "0 run, 0 rerun, 0 retry, 4 skip" in out
+    assert "4 cells - 4 recorded, 0 missing, 0 stale" in out and "nothing to compute" in out
 
 
 def test_changed_config_reruns_only_affected_cells(
@@ -145,8 +147,8 @@ def test_changed_config_reruns_only_affected_cells(
     out = capsys.readouterr().out
     lines = {line.split()[1]: line.split()[0] for line in out.splitlines() if "bits/seed" in line}
     assert lines == {
-        "dsh/8bits/seed0": "rerun",
-        "dsh/16bits/seed0": "rerun",
+        "dsh/8bits/seed0": "stale",
+        "dsh/16bits/seed0": "stale",
         "itq/8bits/seed0": "skip",
         "itq/16bits/seed0": "skip",
     }
@@ -179,8 +181,8 @@ def test_baseline_cells_match_fit_and_evaluate(bench_sweep: SweepRun, tmp_path: 
         assert got["curves"]["pr_curve/precision"] == pytest.approx(ref["pr_curve/precision"])
     assert records["sdh"]["supervised"] is True
     assert records["sdh"]["times"]["features_s"] == 0.0  # computed once, by the first cell (itq)
-    itq_sweep = json.loads(
-        (bench_sweep.results / "raw/fashion-mnist/itq/16bits-seed0.json").read_text()
+    itq_sweep = rec.read_record(
+        bench_sweep.results / "raw/fashion-mnist/default/itq/16bits-seed0.json.gz"
     )
     assert itq_sweep["metrics"] == pytest.approx(records["itq"]["metrics"], abs=1e-12)
 

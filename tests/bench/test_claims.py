@@ -33,7 +33,16 @@ def _claim_rows(md: str) -> dict[str, str]:
 
 
 def _held(row: str) -> str:
-    return row.rstrip(" |").rsplit("|", 1)[1].strip()
+    """The claim's verdict (the column after the per-length cells)."""
+    return row.split(" | ")[5].strip("* ")
+
+
+def _pq(record: dict) -> dict:
+    """``record`` with per-query values of its metrics over 10 queries: the mean +-0.05 on
+    alternate queries, the same pattern for every record (paired differences are constant)."""
+    offsets = [0.05 if i % 2 == 0 else -0.05 for i in range(10)]
+    record["per_query"] = {k: [v + o for o in offsets] for k, v in record["metrics"].items()}
+    return record
 
 
 # -- the shipped file -------------------------------------------------------------------------------
@@ -81,24 +90,39 @@ def test_claims_held_not_held_and_not_measured() -> None:
     records = []
     for b, (sup, unsup) in {16: (0.7, 0.5), 32: (0.72, 0.52)}.items():
         records += [_record("sdh", b, 0, sup), _record("ksh", b, 0, sup + 0.01)]
-        records += [_record("lsh", b, 0, unsup), _record("itq", b, 0, unsup - 0.1)]
+        records += [_record("itq_cca", b, 0, sup + 0.02)]
+        for i, m in enumerate(["lsh", "itq", "pcah", "sh", "sph"]):
+            records += [_record(m, b, 0, unsup - 0.02 * i)]
     records += [_record("dhih", 32, 0, 0.60, kind="deep")]  # below SDH (0.72) at 32 bits
     records += [
         _record("wsdh", 16, 0, 0.84 * 4, kind="deep"),
         _record("dsh", 16, 0, 0.80 * 4, kind="deep"),
     ]
+    records = [_pq(r) for r in records]
     md = render_markdown(records, figures=False)
     claims = _claim_rows(md)
     assert len(claims) == len(load_claims(SHIPPED))
     sup_row = claims["supervised baselines beat unsupervised ones"]
     assert "itq_cca/ksh/sdh vs itq/lsh/pcah/sh/sph" in sup_row
-    assert "+0.200" in sup_row and "16: +0.200, 32: +0.200 (2/2 code lengths)" in sup_row
-    assert _held(sup_row) == "yes"
+    # one seed each: the interval covers the queries only, and every query moves by +0.200
+    assert "16: +0.200 [+0.200, +0.200]† holds<br>32: +0.200 [+0.200, +0.200]† holds" in sup_row
+    assert _held(sup_row) == "holds"
     dhih_row = claims["`dhih` beats every other method"]
-    assert "-0.130" in dhih_row and _held(dhih_row) == "no"  # the best other: KSH, 0.73
+    # every length is listed; at 16 bits dhih and 10 of its comparators have no records
+    assert "16: not measured (no records: dhih, dpsh, dhn and 8 more)<br>32: " in dhih_row
+    assert _held(dhih_row) == "not measured"  # dhih's comparators were not all run
+    itq_row = claims["ITQ beats LSH and PCAH"]
+    assert "16: -0.020 [-0.020, -0.020]† fails" in itq_row and _held(itq_row) == "fails"
     ws_row = claims["WS- pretraining improves DSH by 2-6% (Precision@500)"]
-    assert "`P@500`" in ws_row and "+0.040" in ws_row and _held(ws_row) == "yes"
+    assert "`P@500`, by +0.020 to +0.060" in ws_row
+    assert "8: not measured (no records: wsdh, dsh)<br>16: +0.040 [+0.040, +0.040]† holds" in ws_row
+    assert _held(ws_row) == "mixed"  # holds at 16 bits, not measured at 8, 32 and 64
     assert _held(claims["PC-AEGAN beats PC-WGAN (mAP@H<=2)"]) == "not measured"
+    # records without per-query values (older ones): no interval is invented
+    plain = render_markdown([{**r, "per_query": {}} for r in records], figures=False)
+    sup_plain = _claim_rows(plain)["supervised baselines beat unsupervised ones"]
+    assert "16: not measured (no per-query values: itq_cca, ksh, sdh and 5 more)" in sup_plain
+    assert _held(sup_plain) == "not measured"
 
 
 def test_signed_difference_keeps_the_sign_of_a_tiny_loss() -> None:
@@ -113,8 +137,8 @@ def test_signed_difference_keeps_the_sign_of_a_tiny_loss() -> None:
 
 
 def test_a_claim_added_to_a_file_changes_the_table_without_code(tmp_path: Path) -> None:
-    records = [_record("itq", b, s, 0.5 + 0.1 * s) for b in (16, 32) for s in (0, 1)]
-    records += [_record("lsh", b, 0, 0.3) for b in (16, 32)]
+    records = [_pq(_record("itq", b, s, 0.55 + 0.1 * s)) for b in (16, 32) for s in (0, 1)]
+    records += [_pq(_record("lsh", b, 0, 0.3)) for b in (16, 32)]
     extra = tmp_path / "claims.yaml"
     extra.write_text(
         SHIPPED.read_text()
@@ -128,8 +152,11 @@ def test_a_claim_added_to_a_file_changes_the_table_without_code(tmp_path: Path) 
     rows = _claim_rows(after)
     assert len(rows) == len(_claim_rows(before)) + 1
     row = rows["ITQ beats LSH by 0.1 to 0.2 at 16 bits"]
-    assert "| itq vs lsh | +0.250 | 16: +0.250 (1/1 code lengths) |" in row
-    assert _held(row) == "yes (more than stated)"
+    # itq's seeds give +0.25 and +0.35 (every query alike): the interval's low end is above 0.2
+    assert (
+        "| `mAP@all`, by +0.100 to +0.200 | itq vs lsh | 16: +0.300 [+0.250, +0.350]† holds" in row
+    )
+    assert "(more than stated) | **holds (more than stated)** |" in row
     assert list(rows)[-1] == "ITQ beats LSH by 0.1 to 0.2 at 16 bits"  # the file's order
     # everything but the new row is unchanged
     assert after.replace(row + "\n", "") == before

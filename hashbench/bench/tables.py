@@ -169,6 +169,7 @@ def _facts(dataset: str, ok: list[dict], failed: list[dict]) -> list[str]:
     profiles = {f"`{_get(r, 'bench.profile')}`" for r in everything if _get(r, "bench.profile")}
     configs = {f"`{_get(r, 'bench.config')}`" for r in everything if _get(r, "bench.config")}
     lines.append(f"- Seeds: {_join(seeds)}. Profile: {_join(profiles)}. Grid: {_join(configs)}.")
+    lines.append(f"- Cells: {_cells_line(ok)}")
     devices = {_get(r, "device.name") or "unknown" for r in everything}
     dev_kinds = {_get(r, "device.device") or "cpu" for r in everything}
     lines.append(f"- Hardware: {_join(devices)}; devices used: {_join(dev_kinds)}.")
@@ -203,6 +204,29 @@ def _facts(dataset: str, ok: list[dict], failed: list[dict]) -> list[str]:
             "- Versions: " + "; ".join(f"{lib} {_join(vers[lib])}" for lib in sorted(vers)) + "."
         )
     return lines
+
+
+def _cells_line(ok: list[dict]) -> str:
+    """Which seeds ran at which code lengths, e.g. ``seed 0 at 8/16/32/48/64 bits; seeds 1, 2 at
+    16/32/64 bits`` (where seeds differ by length, a one-seed length's spread is not measured)."""
+    by_seed: dict[int, set[int]] = defaultdict(set)
+    for r in ok:
+        by_seed[int(r["seed"])].add(int(r["bits"]))
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for seed, bits in sorted(by_seed.items()):
+        groups[tuple(sorted(bits))].append(seed)
+    parts = [
+        f"{'seed' if len(seeds) == 1 else 'seeds'} {', '.join(map(str, seeds))} at "
+        f"{'/'.join(map(str, bits))} bits"
+        for bits, seeds in sorted(groups.items(), key=lambda kv: kv[1])
+    ]
+    text = "; ".join(parts) if parts else "none"
+    if len(groups) > 1:
+        text += (
+            " (lengths with one seed show no ± std, and their claim intervals cover query "
+            "sampling only)"
+        )
+    return text + "."
 
 
 def _tables(ok: list[dict]) -> list[str]:

@@ -129,3 +129,50 @@ def test_leaderboard_without_records_is_an_error(tmp_path: Path, capsys) -> None
 
     assert leaderboard_main(["--results", str(tmp_path / "none")]) == 2
     assert "no records" in capsys.readouterr().err
+
+
+def test_profile_add_cells_and_results_folder(tmp_path: Path, fashion_mnist_root: Path) -> None:
+    from hashbench.bench.cells import expand_cells
+
+    from .conftest import TINY_PROFILE, write_grid
+
+    quick = {**TINY_PROFILE, "results": str(tmp_path / "own"), "bits": [8]}
+    grid = write_grid(
+        tmp_path / "g.yaml",
+        fashion_mnist_root,
+        ["itq"],
+        [8, 16, 32],
+        extra={
+            "profiles": {
+                "default": {**TINY_PROFILE, "add_cells": [{"bits": [16], "seeds": [1, 2]}]},
+                "quick": quick,
+            }
+        },
+    )
+    cfg = load_bench_config(grid)
+    ids = [c.id for c in expand_cells(cfg)]
+    assert ids == [
+        "itq/8bits/seed0",
+        "itq/16bits/seed0",
+        "itq/16bits/seed1",
+        "itq/16bits/seed2",
+        "itq/32bits/seed0",
+    ]
+    assert cfg.all_seeds() == (0, 1, 2) and cfg.profile.results is None
+    # the quick profile writes its own folder when --results is not given
+    from hashbench.bench.cli import bench_main
+
+    rc = bench_main(["--config", str(grid), "--profile", "quick", "--progress", "false"])
+    assert rc == 0
+    paths = [p.relative_to(tmp_path / "own").as_posix() for p in (tmp_path / "own").rglob("*.gz")]
+    assert paths == ["raw/fashion-mnist/quick/itq/8bits-seed0.json.gz"]
+    assert (tmp_path / "own" / "leaderboard.md").is_file()
+    bad = write_grid(
+        tmp_path / "bad.yaml",
+        fashion_mnist_root,
+        ["itq"],
+        [8],
+        extra={"profiles": {"default": {"add_cells": [{"bits": [12], "seeds": [1]}]}}},
+    )
+    with pytest.raises(BenchConfigError, match=r"add_cells\[0\]\.bits"):
+        load_bench_config(bad)

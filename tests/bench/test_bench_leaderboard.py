@@ -128,3 +128,33 @@ def test_synthetic_tags_marked_in_every_table_and_csv() -> None:
     assert tag in render_csv(records)
     user = [_record("wsdh", 8, 0, 0.7, kind="deep", tag_source="user")]
     assert "synthetic tags" not in render_markdown(user)
+
+
+def test_every_benchmark_and_profile_keeps_its_section() -> None:
+    """A run of another grid or profile adds its section; nothing with records is dropped."""
+
+    def at(record: dict, benchmark: str, profile: str) -> dict:
+        return {**record, "benchmark": benchmark, "bench": {"profile": profile}}
+
+    records = [
+        at(_record("itq", 16, 0, 0.40), "toy", "default"),
+        at(_record("itq", 16, 0, 0.61), "toy", "paper"),
+        at(_record("lsh", 32, 0, 0.22), "other", "default"),
+    ]
+    md = render_markdown(records, figures=False)
+    titles = [line for line in md.splitlines() if line.startswith("## ")]
+    assert titles == ["## other", "## toy", "## toy, profile `paper`"]
+    toy, paper = md.split("## toy\n")[1].split("## toy, profile `paper`")
+    assert "0.400" in toy and "0.610" not in toy and "0.610" in paper
+    csv_lines = render_csv(records).splitlines()
+    assert any(line.startswith("toy,paper,itq,baseline,16,mAP@all,1,0.61,") for line in csv_lines)
+    assert any(line.startswith("other,default,lsh,") for line in csv_lines)
+
+
+def test_header_states_which_seeds_ran_at_which_lengths() -> None:
+    records = [_record("itq", b, 0, 0.5) for b in (8, 16, 32)]
+    records += [_record("itq", 16, s, 0.5) for s in (1, 2)]
+    md = render_markdown(records, figures=False)
+    assert "- Cells: seed 0 at 8/16/32 bits; seeds 1, 2 at 16 bits (lengths with one seed" in md
+    one = render_markdown([_record("itq", 8, 0, 0.5), _record("itq", 8, 1, 0.5)], figures=False)
+    assert "- Cells: seeds 0, 1 at 8 bits." in one

@@ -81,7 +81,12 @@ USER_ERRORS = (
     PermissionError,
 )
 #: User errors by class name, so that reporting them imports nothing (checked along the MRO).
-USER_ERROR_NAMES = {"ArgumentError", "SplitMismatchError", "NonFiniteLossError"}
+USER_ERROR_NAMES = {
+    "ArgumentError",
+    "SplitMismatchError",
+    "NonFiniteLossError",
+    "ClassifierTagsUnavailable",  # wsdh weak tags: the EfficientNet extra is not installed
+}
 
 
 def main(argv: list[str] | None = None) -> int:

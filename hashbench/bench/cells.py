@@ -16,6 +16,7 @@ progress is shown, not what is computed) before hashing.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import os
@@ -217,6 +218,22 @@ def resolve_deep(cfg: BenchConfig, cell: Cell, root_dir: Path, progress: bool) -
     from hashbench.training import resolve_config
 
     return resolve_config(*deep_sources(cfg, cell, root_dir, progress))
+
+
+#: The keys of a deep cell's resolved config that :func:`deep_sources` sets per cell (the rest is
+#: the same for every cell of a method).
+PER_CELL_KEYS = ("model.init_args.bits", "seed_everything", "trainer.default_root_dir")
+
+
+def patch_cell(template: dict, cell: Cell, root_dir: Path) -> dict:
+    """The resolved config of ``cell`` from the resolved config of another cell of the same method
+    and profile: a copy with :data:`PER_CELL_KEYS` replaced (what :func:`resolve_deep` gives,
+    without parsing again; ``tests/bench/test_bench_config.py`` checks both agree)."""
+    config = copy.deepcopy(template)
+    config["model"]["init_args"]["bits"] = cell.bits
+    config["seed_everything"] = cell.seed
+    config["trainer"]["default_root_dir"] = str(root_dir)
+    return config
 
 
 def deep_cell_config(cfg: BenchConfig, cell: Cell, training_config: dict) -> dict:

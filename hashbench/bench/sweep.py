@@ -38,6 +38,7 @@ from hashbench.bench.cells import (
     hashable_config,
     parse_only,
     parse_shard,
+    patch_cell,
     resolve_data,
     resolve_deep,
     run_dir,
@@ -159,12 +160,23 @@ class Sweep:
         return self._datamodule
 
     # -- plan ---------------------------------------------------------------------------------------
-    def plan(self, load_data: bool = True) -> list[PlannedCell]:
+    def plan(self, load_data: bool = True, progress: bool | None = None) -> list[PlannedCell]:
         """Resolve every selected cell's config and hash; decide run / skip / rerun / retry."""
         self.check_configs()
         self.datamodule(load=load_data)
         planned = []
-        for cell in self.cells:
+        from tqdm.auto import tqdm
+
+        show = self.progress if progress is None else progress
+        templates: dict[str, dict] = {}
+        for cell in tqdm(
+            self.cells,
+            desc="plan: configurations and records",
+            unit="cell",
+            disable=not show,
+            leave=False,
+            dynamic_ncols=True,
+        ):
             path = rec.record_path(
                 self.results,
                 self.cfg.name,
@@ -177,7 +189,11 @@ class Sweep:
             if cell.kind == "deep":
                 root = run_dir(self.runs_dir, self.cfg, cell)
                 try:
-                    training = resolve_deep(self.cfg, cell, root, self.progress)
+                    if cell.method in templates:  # same method: only bits, seed, folder differ
+                        training = patch_cell(templates[cell.method], cell, root)
+                    else:
+                        training = resolve_deep(self.cfg, cell, root, self.progress)
+                        templates[cell.method] = training
                     config = deep_cell_config(self.cfg, cell, training)
                 except Exception as e:  # noqa: BLE001 - recorded as a failed cell, sweep goes on
                     error = f"{type(e).__name__}: {e}"
@@ -491,7 +507,7 @@ def run_benchmark(
     )
     if dry_run:
         sweep.check_configs()
-        planned = sweep.plan(load_data=False)
+        planned = sweep.plan(load_data=False, progress=progress)
         for p in planned:
             note = "" if p.error is None else f"  INVALID CONFIG: {p.error}"
             note += f"  ({p.reason})" if p.reason else ""
@@ -499,6 +515,10 @@ def run_benchmark(
         for line in plan_summary(cfg, planned, results):
             echo(line)
         return SweepReport(planned)
+    echo(
+        f"{cfg.name}: {len(sweep.cells)} cells; checking their configurations against the "
+        f"records under {results / 'raw'} ..."
+    )
     planned = sweep.plan()
     for line in plan_summary(cfg, planned, results):
         echo(line)

@@ -176,3 +176,18 @@ def test_profile_add_cells_and_results_folder(tmp_path: Path, fashion_mnist_root
     )
     with pytest.raises(BenchConfigError, match=r"add_cells\[0\]\.bits"):
         load_bench_config(bad)
+
+
+@pytest.mark.parametrize("method", ["dsh", "knngan", "wsdh"])
+def test_patched_cell_config_is_the_resolved_one(method: str, tmp_path: Path) -> None:
+    """The plan resolves one cell per method and patches the others: the same configs."""
+    from hashbench.bench.cells import Cell, patch_cell, resolve_deep
+
+    cfg = load_bench_config(REPO / "benchmarks/fashion-mnist.yaml")
+    first = Cell(1, method, 8, 0, "deep")
+    template = resolve_deep(cfg, first, tmp_path / "a", False)
+    for bits, seed in ((16, 1), (64, 2)):
+        cell = Cell(1, method, bits, seed, "deep")
+        assert patch_cell(template, cell, tmp_path / "b") == resolve_deep(
+            cfg, cell, tmp_path / "b", False
+        )

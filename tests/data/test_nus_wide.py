@@ -168,6 +168,7 @@ def test_bench_wsdh_and_ws_ksh_on_user_tags_end_to_end(nus_wide_dataset, tmp_pat
 
     import yaml
 
+    from hashbench.bench.records import load_records
     from hashbench.bench.sweep import run_benchmark
 
     grid = {
@@ -210,14 +211,8 @@ def test_bench_wsdh_and_ws_ksh_on_user_tags_end_to_end(nus_wide_dataset, tmp_pat
     kw.update(leaderboard=False, figures=False, echo=lambda *_: None)
     first = run_benchmark(path, **kw)
 
-    def records() -> dict[str, dict]:
-        files = sorted((tmp_path / "results").rglob("*.json"))
-        out = {}
-        for f in files:
-            r = json.loads(f.read_text())
-            if isinstance(r, dict) and "method" in r:
-                out[r["method"]] = r
-        return out
+    def records() -> dict[str, dict]:  # gzip JSON records (<results>/raw/.../*.json.gz)
+        return {r["method"]: r for r in load_records(tmp_path / "results")}
 
     recs = records()
     assert recs["wsdh"]["status"] == "ok" and recs["ksh"]["status"] == "ok"

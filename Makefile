@@ -64,7 +64,7 @@ train: install data ## one run: train + test METHOD at BITS bits for EPOCHS epoc
 	  --model.init_args.bits $(BITS) --trainer.max_epochs $(EPOCHS) --test_after_fit true
 
 bench-times: install ## per-method run time of the recorded sweep (results/raw/), as a Markdown table
-	$(BIN)/python benchmarks/bench_times.py --benchmark $(DATASET)
+	$(BIN)/python benchmarks/bench_times.py --benchmark $(DATASET) --profile $(PROFILE) $(if $(filter quick,$(PROFILE)),--results results/quick)
 
 bench-baselines: install data ## shallow baselines side by side (fit time, encode/s, mAP) at 16/32/64 bits
 	$(BIN)/python benchmarks/baselines.py

@@ -71,11 +71,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default="results", help="results folder (records in raw/)")
     ap.add_argument("--benchmark", default=None, help="only this benchmark's records")
+    ap.add_argument("--profile", default="default", help="only this profile's records")
     args = ap.parse_args(argv)
     records = [
         r
         for r in load_records(args.results)
-        if args.benchmark is None or r.get("benchmark") == args.benchmark
+        if (args.benchmark is None or r.get("benchmark") == args.benchmark)
+        and (r.get("bench") or {}).get("profile", "default") == args.profile
     ]
     if not records:
         raise SystemExit(f"no records under {args.results}/raw/ - run `make bench` first")

@@ -7,20 +7,23 @@ lazily, once, and shared by the metric groups that read it.
 
 Hamming distances are integers in ``[0, b]``, so nothing here needs a comparison sort:
 
-- **Bucket counts** (:attr:`Chunk.counts`): per query, the items and the relevant items of each
-  distance bucket ``t = 0..b``, one ``bincount`` of ``2 d + rel``. The PR curve, the radius
-  metrics, AUC and every ``ties="expected"`` figure are closed forms of these counts.
-- **The head of the ranking** (:attr:`Chunk.ranked`): a metric at depth ``k`` only needs the
+- **Bucket counts** (:attr:`Chunk.counts`, :func:`bucket_counts`): per query, the items and the
+  relevant items of each distance bucket ``t = 0..b``, in one counting pass over the key
+  ``2 d + rel`` (two keys per counted element). The PR curve, the radius metrics, AUC and the
+  ``ties="expected"`` figures are closed forms of these counts.
+- **Label-only quantities** (:class:`Labels`): the relevant items of a query and the histogram of
+  its similarity levels (shared labels) over the database do not depend on the codes; they are
+  computed once per distinct database label set, not per item.
+- **The head of the ranking** (:attr:`Chunk.head`): a metric at depth ``k`` only needs the
   buckets up to the one that holds the ``k``-th item, ``t_k = min{t : #(d <= t) >= k}``. Those
-  items (found by two or three vectorised comparisons, no histogram of the row) are ordered by a
-  stable counting sort on their distance (numpy's radix ``argsort`` of ``uint8``/``uint16`` keys,
-  linear time) - over the columns in tie order, so ties fall in shuffle order. At ``k = nb`` this
-  is the whole row.
+  items are ordered by a stable counting sort on their distance (numpy's radix ``argsort`` of
+  ``uint8``/``uint16`` keys, linear time) - over the columns in tie order, so ties fall in shuffle
+  order. At ``k = nb`` this is the whole row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 
 import numpy as np
@@ -31,6 +34,13 @@ from hashbench.retrieval.codes import hamming_distances_words, hamming_words
 #: hold 1 or 2 bytes per query-item pair (distances, relevance, counting keys), so a chunk's working
 #: set is a few MiB: it stays in cache, and the peak memory does not grow with the number of queries.
 CHUNK_BYTES = 16 << 20
+
+#: Counts up to this are exact in ``float32`` (every partial sum is an integer <= 2**24).
+FLOAT32_EXACT_COUNTS = 1 << 24
+
+#: Multi-label relevance ORs one packed bit row per label (:meth:`Labels.mark_relevant`) when the
+#: ``classes x items / 8`` bytes fit in this (0.5 MB for NUS-WIDE's 21 labels x 194k items).
+LABEL_BITS_BYTES = 64 << 20
 
 
 def tie_order(n_db: int, seed: int) -> np.ndarray:
@@ -59,7 +69,8 @@ def _label_words(labels: np.ndarray) -> np.ndarray:
     """Multi-hot rows as bit masks in the narrowest unsigned word that holds them, ``(n, w)``."""
     packed = np.packbits(labels, axis=1, bitorder="little")
     nbytes = max(packed.shape[1], 1)
-    if nbytes in (1, 2, 4):
+    if nbytes <= 4:
+        nbytes = 1 if nbytes == 1 else 2 if nbytes == 2 else 4
         dtype = {1: np.uint8, 2: np.uint16, 4: np.uint32}[nbytes]
     else:
         dtype = np.uint64
@@ -70,39 +81,103 @@ def _label_words(labels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed).view(dtype)
 
 
+def _unique_rows(words: np.ndarray, inverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``words (n, w)`` and how many times each occurs (``inverse``: the
+    index of each row's distinct row instead)."""
+    flat = words.shape[1] == 1
+    sets, extra = np.unique(
+        words[:, 0] if flat else words,
+        axis=None if flat else 0,
+        return_counts=not inverse,
+        return_inverse=inverse,
+    )
+    return (sets[:, None] if flat else sets), extra.reshape(-1)
+
+
 class Labels:
     """Labels encoded for fast pairwise comparison.
 
     Single-label data (every row of both sets has exactly one label) becomes class indices, compared
     with ``==``; multi-label data becomes bit masks (:func:`_label_words`), and the number of shared
-    labels is the popcount of their AND (exact, no floating point).
+    labels is the popcount of their AND (exact, no floating point). The database is also grouped by
+    label set (class counts, or the distinct bit masks and their multiplicities ``c_u``), so that
+    label-only quantities cost ``O(#sets)`` per query instead of ``O(nb)``.
     """
 
     def __init__(self, query: np.ndarray, db: np.ndarray):
         self.n_classes = query.shape[1]
+        self.n_levels = self.n_classes + 1  # similarity levels 0..c
+        self.n_db = db.shape[0]
         self.single = bool((query.sum(1) == 1).all() and (db.sum(1) == 1).all())
         if self.single:
             dtype = np.uint8 if self.n_classes <= 256 else np.int64
             self.query = query.argmax(1).astype(dtype)
             self.db = db.argmax(1).astype(dtype)
+            self.class_counts = np.bincount(self.db, minlength=self.n_classes).astype(np.int64)
         else:
             self.query, self.db = _label_words(query), _label_words(db)
             self.db_t = np.ascontiguousarray(self.db.T)  # (w, nb): one contiguous row per word
+            self.sets, set_counts = _unique_rows(self.db)
+            self.set_counts = set_counts.astype(np.float64)  # exact: counts < 2**53
+            self.query_sets, self.query_set_of = _unique_rows(self.query, inverse=True)
+            self.query_bool = query
 
     def permute_db(self, perm: np.ndarray) -> None:
         self.db = np.ascontiguousarray(self.db[perm])
         if not self.single:
             self.db_t = np.ascontiguousarray(self.db.T)
+            self.__dict__.pop("label_bits", None)
+
+    @cached_property
+    def label_bits(self) -> np.ndarray | None:
+        """Multi-label: ``uint8 (c, ceil(nb / 8))``, row ``c`` the packed bits ``[item has label
+        c]`` (little bit order), when they fit in :data:`LABEL_BITS_BYTES`; else ``None``."""
+        if self.single or self.n_classes * -(-self.n_db // 8) > LABEL_BITS_BYTES:
+            return None
+        bits_per_word = self.db_t.dtype.itemsize * 8
+        rows = [
+            (self.db_t[c // bits_per_word] >> (c % bits_per_word)) & 1
+            for c in range(self.n_classes)
+        ]
+        return np.packbits(np.stack(rows).astype(bool), axis=1, bitorder="little")
+
+    def mark_relevant(self, qi: int, key: np.ndarray, word: np.ndarray | None = None) -> None:
+        """Set bit 0 of ``key`` (one entry per database column, even values) where the column
+        shares a label with query ``qi``: ``key |= rel``, in place, one row (stays in cache).
+
+        Multi-label: the OR of the packed label rows of the query's labels (:attr:`label_bits`,
+        ``nb / 8`` bytes each), unpacked once; without them ``(word & q) != 0`` per label word
+        (``word``: scratch of ``nb`` label words).
+        """
+        if self.single:
+            np.bitwise_or(key, (self.db == self.query[qi]).view(np.uint8), out=key)
+            return
+        bits = self.label_bits
+        if bits is not None:
+            own = np.flatnonzero(self.query_bool[qi])
+            if own.size:
+                union = np.bitwise_or.reduce(bits[own], axis=0)
+                rel = np.unpackbits(union, count=self.n_db, bitorder="little")
+                np.bitwise_or(key, rel, out=key)
+            return
+        q = self.query[qi]
+        if word is None:
+            word = np.empty(self.n_db, dtype=self.db_t.dtype)
+        for w in range(q.shape[0]):
+            if q[w]:
+                shared = np.bitwise_and(self.db_t[w], q[w], out=word) != 0
+                np.bitwise_or(key, shared.view(np.uint8), out=key)
 
     def rel(self, rows: slice) -> np.ndarray:
         """``bool (q, nb)``: shares at least one label."""
         if self.single:
             return self.query[rows, None] == self.db[None, :]
-        q = self.query[rows]
-        out = np.bitwise_and(q[:, None, 0], self.db_t[None, 0, :]) != 0
-        for w in range(1, q.shape[1]):
-            out |= np.bitwise_and(q[:, None, w], self.db_t[None, w, :]) != 0
-        return out
+        first = range(self.query.shape[0])[rows]
+        out = np.zeros((len(first), self.n_db), dtype=np.uint8)
+        word = np.empty(self.n_db, dtype=self.db_t.dtype)
+        for i, qi in enumerate(first):
+            self.mark_relevant(qi, out[i], word)
+        return out.view(bool)
 
     def rel_at(self, qi: int, cols: np.ndarray) -> np.ndarray:
         """``bool (len(cols),)``: relevance of the database columns ``cols`` to query ``qi``."""
@@ -114,28 +189,105 @@ class Labels:
             out |= (np.take(self.db_t[w], cols) & q[w]) != 0
         return out
 
-    def overlap(self, rows: slice) -> np.ndarray:
-        """``uint8``/``uint16 (q, nb)``: number of shared labels (the similarity level)."""
+    def levels_at(self, qi: int | slice, cols: np.ndarray | None) -> np.ndarray:
+        """Similarity levels (shared labels) of query ``qi`` with the columns ``cols`` (``(k,)``,
+        ``None``: all), or of the queries ``qi`` (a slice) with ``cols (q, k)``.
+
+        ``uint8`` (``uint16`` beyond 255 classes).
+        """
+        q = self.query[qi]
+        two_d = isinstance(qi, slice)
         if self.single:
-            return (self.query[rows, None] == self.db[None, :]).view(np.uint8)
-        q = self.query[rows]
+            db = self.db if cols is None else np.take(self.db, cols)
+            return (db == (q[:, None] if two_d else q)).view(np.uint8)
         dtype = np.uint8 if self.n_classes <= 255 else np.uint16
-        out = np.bitwise_count(q[:, None, 0] & self.db_t[None, 0, :]).astype(dtype, copy=False)
+        out = None
+        for w in range(q.shape[-1]):
+            db = self.db_t[w] if cols is None else np.take(self.db_t[w], cols)
+            part = np.bitwise_count(db & (q[:, w, None] if two_d else q[w])).astype(dtype)
+            out = part if out is None else np.add(out, part, out=out)
+        return out
+
+    def _set_levels(self, query_words: np.ndarray) -> np.ndarray:
+        """``(m, U)``: shared labels of each query word row with each distinct database set."""
+        q = query_words
+        out = np.bitwise_count(q[:, None, 0] & self.sets[None, :, 0]).astype(np.uint16)
         for w in range(1, q.shape[1]):
-            out += np.bitwise_count(q[:, None, w] & self.db_t[None, w, :]).astype(dtype, copy=False)
+            out += np.bitwise_count(q[:, None, w] & self.sets[None, :, w])
+        return out
+
+    @cached_property
+    def _level_hist_of_set(self) -> np.ndarray:
+        """``int64 (m, c + 1)``: per distinct query label set ``q``, the database items per
+        similarity level, ``n_l = sum_u c_u [|q & s_u| = l]``.
+
+        Computed as matrix-vector products: for each level ``l >= 1`` the indicator matrix
+        ``[|q & s_u| = l]`` (``m x U``, written straight as floats) times the multiplicities
+        ``c``, and ``n_0 = nb - sum_{l >= 1} n_l``. The query sets are taken in blocks sorted by
+        label count, so a block needs only the levels up to its largest count. Exact: every partial
+        sum is an integer at most ``nb``, and ``float32`` is used only for ``nb <= 2**24``
+        (:data:`FLOAT32_EXACT_COUNTS`).
+        """
+        fdtype = np.float32 if self.n_db <= FLOAT32_EXACT_COUNTS else np.float64
+        counts = self.set_counts.astype(fdtype)
+        qs = self.query_sets
+        order = np.argsort(np.bitwise_count(qs).sum(axis=1), kind="stable")
+        out = np.zeros((qs.shape[0], self.n_levels), dtype=np.int64)
+        block = max(1, (1 << 21) // max(1, self.sets.shape[0]))
+        for s in range(0, qs.shape[0], block):
+            idx = order[s : s + block]
+            levels = self._set_levels(qs[idx])
+            indicator = np.empty(levels.shape, dtype=fdtype)
+            for lv in range(1, int(levels.max(initial=0)) + 1):
+                np.equal(levels, lv, out=indicator, casting="unsafe")
+                out[idx, lv] = np.rint(indicator @ counts).astype(np.int64)
+        out[:, 0] = self.n_db - out[:, 1:].sum(axis=1)
+        return out
+
+    def n_relevant(self, rows: slice) -> np.ndarray:
+        """``R``: relevant database items of each query, ``int64 (q,)``.
+
+        Single-label: the size of the query's class. Multi-label: ``nb - n_0`` from the level
+        histogram of the query's label set (:meth:`level_hist`).
+        """
+        if self.single:
+            return self.class_counts[self.query[rows]]
+        return self.n_db - self._level_hist_of_set[self.query_set_of[rows], 0]
+
+    def level_hist(self, rows: slice) -> np.ndarray:
+        """``int64 (q, c + 1)``: database items per similarity level ``l = 0..c`` of each query,
+        ``sum_u c_u [|q & s_u| = l]`` once per distinct query label set (single-label: ``nb - R``
+        at level 0, ``R`` at level 1)."""
+        if not self.single:
+            return self._level_hist_of_set[self.query_set_of[rows]]
+        n_rel = self.n_relevant(rows)
+        out = np.zeros((n_rel.shape[0], self.n_levels), dtype=np.int64)
+        out[:, 0], out[:, 1] = self.n_db - n_rel, n_rel
         return out
 
 
-def sparse_flatnonzero(mask: np.ndarray) -> np.ndarray:
-    """``np.flatnonzero(mask)`` of a 1-d ``bool`` mask, faster when few entries are set.
+def sparse_flatnonzero(mask: np.ndarray, count: int | None = None) -> np.ndarray:
+    """``np.flatnonzero(mask)`` of a 1-d ``bool`` mask, faster when at most 10 % is set.
 
-    Scans the mask as ``uint64`` words (8 entries each) first and expands only the non-zero words.
+    numpy's own loop jumps from one set entry to the next, which mispredicts about once per entry
+    when entries are scattered at densities of a few percent. Below 10 % (``count``: the number of
+    set entries, when the caller knows it) the mask is scanned as ``uint64`` words (8 entries) first,
+    and only the non-zero words are expanded; both scans then run at a density numpy handles
+    without mispredictions.
     """
-    n8 = mask.shape[0] // 8 * 8
-    words = np.flatnonzero(mask[:n8].view(np.uint64))
-    inner = np.flatnonzero(mask[:n8].reshape(-1, 8)[words])
-    head = words[inner >> 3] * 8 + (inner & 7)
-    if n8 == mask.shape[0]:
+    n = mask.shape[0]
+    if count is None:
+        count = int(np.count_nonzero(mask))
+    if n < 64 or 10 * count > n:
+        return np.flatnonzero(mask)
+    n8 = n // 8 * 8
+    words = mask[:n8].view(np.uint64)
+    nz = np.flatnonzero(words != 0)
+    inner = np.flatnonzero(np.take(words, nz).view(bool))
+    head = nz[inner >> 3]
+    head <<= 3
+    head |= inner & 7
+    if n8 == n:
         return head
     return np.concatenate([head, n8 + np.flatnonzero(mask[n8:])])
 
@@ -162,12 +314,69 @@ def cut_bucket(row: np.ndarray, k: int, n_buckets: int, mask: np.ndarray) -> int
         return t
 
 
+def bucket_counts(
+    dist: np.ndarray,
+    rel: np.ndarray | Callable[[int, np.ndarray], None],
+    n_buckets: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ``i`` and distance bucket ``t``: ``cnt[i, t] = #{j : d_ij = t}`` and
+    ``rcnt[i, t] = #{j : d_ij = t, rel_ij}``, ``int64 (q, n_buckets)``.
+
+    One counting pass per row over the key ``v_j = 2 d_j + rel_j`` (``K = 2 n_buckets`` values):
+    ``cnt[t] = n(2t) + n(2t+1)`` and ``rcnt[t] = n(2t + 1)``. When ``B = K + 1 <= 256`` and the row
+    is long, the keys are counted two at a time: ``u_j = v_{2j} + B v_{2j+1}`` (a ``uint16`` view of
+    the key bytes, compacted), ``h = bincount(u)`` over ``B^2`` values, and
+    ``n(v) = sum_w h[v, w] + h[w, v]`` counts every item once - half as many elements to count,
+    numpy's ``bincount`` being the per-element cost. An odd row is padded with the key ``K``,
+    dropped at the end.
+
+    Args:
+        dist: distances ``(q, nb)``, values below ``n_buckets``.
+        rel: relevance ``bool (q, nb)``, or ``rel(i, key)`` that ORs row ``i``'s relevance into
+            bit 0 of ``key`` (:meth:`Labels.mark_relevant`), so that no relevance matrix is kept.
+        n_buckets: ``b + 1``.
+    """
+    n_q, nb = dist.shape
+    n_keys = 2 * n_buckets
+    base = n_keys + 1
+    both = np.empty((n_q, n_keys), dtype=np.int64)
+    if callable(rel):
+        mark = rel
+    else:
+
+        def mark(i: int, key: np.ndarray) -> None:
+            np.bitwise_or(key, rel[i].view(np.uint8), out=key)
+
+    if base <= 256 and nb >= base * base:
+        key = np.empty(nb + (nb & 1), dtype=np.uint8)  # d <= 126 here: 2 d + 1 fits a byte
+        pairs = key.view(np.uint16)  # a + 256 b or b + 256 a: the sum below is symmetric
+        high = np.empty_like(pairs)
+        for i in range(n_q):
+            key[nb:] = n_keys  # the pad (odd rows); the compaction below rewrites it
+            np.add(dist[i], dist[i], out=key[:nb])
+            mark(i, key[:nb])
+            np.right_shift(pairs, 8, out=high)
+            np.multiply(high, 256 - base, out=high)
+            np.subtract(pairs, high, out=pairs)  # low + base * high < base**2
+            h = np.bincount(pairs, minlength=base * base).reshape(base, base)
+            both[i] = (h.sum(axis=0) + h.sum(axis=1))[:n_keys]
+    else:
+        key = np.empty(nb, dtype=np.uint8 if n_keys <= 256 else np.uint16)
+        for i in range(n_q):
+            np.add(dist[i], dist[i], out=key, dtype=key.dtype)
+            mark(i, key)
+            both[i] = np.bincount(key, minlength=n_keys)
+    rcnt = np.ascontiguousarray(both[:, 1::2])
+    return both[:, 0::2] + rcnt, rcnt
+
+
 class Chunk:
     """Quantities for one chunk of queries, computed lazily and shared by the metric groups.
 
     ``dist`` has the database columns already permuted into tie order. Before a group reads
-    :attr:`ranked` or :attr:`head_counts`, the runner sets :attr:`depth` (per query, how much of the
-    ranking is needed) and :attr:`keep_order` (whether the ranked column indices are kept).
+    :attr:`head` or :attr:`head_counts`, the runner sets :attr:`depth` (per query, how much of the
+    ranking is needed), :attr:`keep_order` and :attr:`keep_levels` (whether the ranked column
+    indices / their similarity levels are kept).
     """
 
     def __init__(self, dist: np.ndarray, labels: Labels, rows: slice, n_bits: int):
@@ -179,11 +388,7 @@ class Chunk:
         self.n_buckets = n_bits + 1
         self.depth = np.full(self.n_q, self.n_db, dtype=np.int64)
         self.keep_order = False
-
-    @cached_property
-    def overlap(self) -> np.ndarray:
-        """Number of shared labels, ``(q, nb)`` small unsigned integers."""
-        return self.labels.overlap(self.rows)
+        self.keep_levels = False
 
     @cached_property
     def rel(self) -> np.ndarray:
@@ -197,30 +402,18 @@ class Chunk:
             return self.rel[i, cols]
         return self.labels.rel_at(self.rows.start + i, cols)
 
-    def _keys(self) -> tuple[np.ndarray, int]:
-        nbk = self.n_buckets
-        key_dtype = np.uint8 if 2 * nbk <= 256 else np.uint16
-        key = self.dist.astype(key_dtype, copy=True)
-        key += key
-        key += self.rel.view(np.uint8)
-        return key, 2 * nbk
-
     @cached_property
     def counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Per query and distance bucket ``t = 0..b``: items ``cnt`` and relevant items ``rcnt``."""
-        key, n_keys = self._keys()
-        both = np.empty((self.n_q, n_keys), dtype=np.int64)
-        for i in range(self.n_q):
-            both[i] = np.bincount(key[i], minlength=n_keys)
-        rcnt = both[:, 1::2]
-        return both[:, 0::2] + rcnt, np.ascontiguousarray(rcnt)
+        if "rel" in self.__dict__:
+            return bucket_counts(self.dist, self.rel, self.n_buckets)
+        word = None if self.labels.single else np.empty(self.n_db, dtype=self.labels.db_t.dtype)
+        start = self.rows.start
 
-    def bucket_sums(self, weights: np.ndarray) -> np.ndarray:
-        """Per query and distance bucket: the sum of ``weights (q, nb)``."""
-        out = np.empty((self.n_q, self.n_buckets), dtype=np.float64)
-        for i in range(self.n_q):
-            out[i] = np.bincount(self.dist[i], weights=weights[i], minlength=self.n_buckets)
-        return out
+        def mark(i: int, key: np.ndarray) -> None:
+            self.labels.mark_relevant(start + i, key, word)
+
+        return bucket_counts(self.dist, mark, self.n_buckets)
 
     @cached_property
     def head_counts(self) -> tuple[np.ndarray, np.ndarray]:
@@ -241,12 +434,31 @@ class Chunk:
             rcnt[i] = np.bincount(d[r], minlength=nbk)
         return cnt, rcnt
 
+    def head_level_sums(self, value_of_level: np.ndarray) -> np.ndarray:
+        """Per query and bucket up to the cut: ``sum_{j in bucket} value_of_level[level_j]``
+        (``float64 (q, b + 1)``, zero past the cut)."""
+        out = np.zeros((self.n_q, self.n_buckets), dtype=np.float64)
+        for i, (cand, levels) in enumerate(zip(self.cuts, self.head_levels, strict=True)):
+            d = self.dist[i] if cand is None else self.dist[i, cand]
+            out[i] = np.bincount(d, weights=value_of_level[levels], minlength=self.n_buckets)
+        return out
+
+    @cached_property
+    def head_levels(self) -> list[np.ndarray]:
+        """Per query: the similarity levels of the columns of :attr:`cuts` (ascending columns)."""
+        start = self.rows.start
+        return [self.labels.levels_at(start + i, cand) for i, cand in enumerate(self.cuts)]
+
     @cached_property
     def n_relevant(self) -> np.ndarray:
         if "counts" in self.__dict__:
             return self.counts[1].sum(axis=1)
-        rel = self.rel
-        return np.array([np.count_nonzero(rel[i]) for i in range(self.n_q)], dtype=np.int64)
+        return self.labels.n_relevant(self.rows)
+
+    @cached_property
+    def level_hist(self) -> np.ndarray:
+        """Database items per similarity level, ``int64 (q, c + 1)`` (:meth:`Labels.level_hist`)."""
+        return self.labels.level_hist(self.rows)
 
     @cached_property
     def cuts(self) -> list[np.ndarray | None]:
@@ -261,58 +473,86 @@ class Chunk:
                 out.append(None)
             elif k <= 0:
                 out.append(np.empty(0, dtype=np.intp))
+            elif cum is not None:
+                t = int(np.searchsorted(cum[i], k))
+                np.less_equal(self.dist[i], t, out=mask)
+                out.append(sparse_flatnonzero(mask, int(cum[i, t])))
             else:
-                if cum is not None:
-                    np.less_equal(self.dist[i], int(np.searchsorted(cum[i], k)), out=mask)
-                else:
-                    cut_bucket(self.dist[i], k, self.n_buckets, mask)
+                cut_bucket(self.dist[i], k, self.n_buckets, mask)
                 out.append(sparse_flatnonzero(mask))
         return out
 
     @cached_property
-    def ranked(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
+    def head(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
         """The head of the ``"index"`` ranking, one query at a time (a row stays in cache).
 
         For each query: the 0-based ranks of its relevant items among the top ``depth[i]``
-        (ascending) and the running sum of precision at those ranks,
-        ``cum[j] = sum_{i <= j} (i + 1) / (rank_i + 1)``, so that the AP numerator of any cutoff is
-        one lookup. Also the top ``depth[i]`` column indices in rank order when ``keep_order``.
+        (ascending) and the precision at each of them, ``prec[j] = (j + 1) / (rank_j + 1)``, so that
+        the AP numerator of a cutoff holding ``h`` relevant items is ``sum(prec[:h])``. Also the top
+        ``depth[i]`` column indices in rank order when ``keep_order``, and their similarity levels
+        (:attr:`top_levels`) when ``keep_levels`` - relevance is then read from the levels, so the
+        label words are gathered once.
         """
         orders: list[np.ndarray] | None = [] if self.keep_order else None
-        ranks, cums = [], []
+        levels: list[np.ndarray] | None = [] if self.keep_levels else None
+        ranks, precs = [], []
         hits = np.arange(1, self.n_db + 1, dtype=np.float64)
+        start = self.rows.start
         for i, cand in enumerate(self.cuts):
-            k = int(self.depth[i])
             if cand is None:
                 o = np.argsort(self.dist[i], kind="stable")  # radix sort: linear
-                r = np.flatnonzero(np.take(self.rel[i], o))
             else:
-                top = np.argsort(self.dist[i, cand], kind="stable")[:k]
-                o = cand[top]
-                r = np.flatnonzero(self.rel_at(i, cand)[top])
+                o = cand[np.argsort(self.dist[i, cand], kind="stable")[: int(self.depth[i])]]
+            if levels is not None:
+                lev = self.labels.levels_at(start + i, o)
+                levels.append(lev)
+                r = sparse_flatnonzero(lev != 0)
+            elif cand is None:
+                r = sparse_flatnonzero(np.take(self.rel[i], o))
+            else:
+                r = np.flatnonzero(self.rel_at(i, o))
             ranks.append(r)
             prec = r + 1.0
-            np.divide(hits[: r.size], prec, out=prec)
-            cums.append(np.cumsum(prec, out=prec))
+            precs.append(np.divide(hits[: r.size], prec, out=prec))
             if orders is not None:
                 orders.append(o)
-        return ranks, cums, orders
+        self._top_levels = levels
+        return ranks, precs, orders
+
+    def top_levels(self, k: int) -> np.ndarray:
+        """Similarity levels of the top ``k`` items of every query in rank order, ``(q, k)``."""
+        _ = self.head
+        if self._top_levels is not None:
+            return np.stack([lev[:k] for lev in self._top_levels])
+        return self.labels.levels_at(self.rows, self.order(k))
+
+    @cached_property
+    def ranked(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
+        """:attr:`head` with running sums: ``cum[j] = sum_{i <= j} (i + 1) / (rank_i + 1)``."""
+        ranks, precs, orders = self.head
+        return ranks, [np.cumsum(p) for p in precs], orders
+
+    def ap_numerator(self, h: np.ndarray) -> np.ndarray:
+        """``sum_{j < h[i]} (j + 1) / (rank_j + 1)`` per query: the AP numerator of a cutoff that
+        holds ``h[i]`` relevant items, ``float64 (q,)``."""
+        precs = self.head[1]
+        return np.array([precs[i][: h[i]].sum() for i in range(self.n_q)], dtype=np.float64)
 
     def order(self, k: int) -> np.ndarray:
         """The top ``k`` column indices of every query, ``(q, k)`` (needs ``keep_order``)."""
-        orders = self.ranked[2]
+        orders = self.head[2]
         if orders is None:
             raise RuntimeError("internal: ranking order requested but keep_order was False")
         return np.stack([o[:k] for o in orders])
 
     def hits_at(self, k: np.ndarray) -> np.ndarray:
         """Relevant items in the top ``k[i]`` of query ``i`` (``"index"`` ranking), ``(q,)``."""
-        ranks = self.ranked[0]
+        ranks = self.head[0]
         return np.array([np.searchsorted(ranks[i], k[i]) for i in range(self.n_q)], np.int64)
 
     def hits_at_each(self, ns: np.ndarray) -> np.ndarray:
         """Relevant items in the top ``n`` for every ``n`` in ``ns``, ``(q, len(ns))``."""
-        return np.stack([np.searchsorted(r, ns) for r in self.ranked[0]]).astype(np.int64)
+        return np.stack([np.searchsorted(r, ns) for r in self.head[0]]).astype(np.int64)
 
 
 def bucket_before(cnt: np.ndarray, rcnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

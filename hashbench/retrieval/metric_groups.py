@@ -37,9 +37,8 @@ def check_k(k: object, name: str = "k") -> int | None:
 
 def _ap_index(ch: Chunk, k: np.ndarray, normalize: str) -> np.ndarray:
     """AP@k per query under the ``"index"`` ranking; ``k`` is ``(q,)``, already capped at ``nb``."""
-    cums = ch.ranked[1]
     h = ch.hits_at(k)  # R_k
-    num = np.array([cums[i][h[i] - 1] if h[i] else 0.0 for i in range(ch.n_q)], np.float64)
+    num = ch.ap_numerator(h)  # sum over the relevant items of the top k of (hits / rank)
     denom = h if normalize == "retrieved" else np.minimum(k, ch.n_relevant)
     return np.divide(num, denom, out=np.zeros(ch.n_q), where=denom > 0)
 
@@ -144,6 +143,11 @@ class Group:
 
     #: whether ``per_chunk`` reads the ranked column indices (``Chunk.order``)
     needs_order = False
+    #: whether ``per_chunk`` reads the levels of the ranked items (``Chunk.top_levels``)
+    needs_levels = False
+    #: whether ``per_chunk`` reads the full bucket counts (``Chunk.counts``): the runner then
+    #: computes them first, and the cuts are read from them instead of searched for
+    needs_counts = False
 
     def depth(self, ch: Chunk) -> np.ndarray | None:
         """How much of the ranking (or of the bucket counts) each query needs; None: none."""
@@ -250,6 +254,8 @@ def _ball_pr(ch: Chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 class PRCurve(Group):
+    needs_counts = True
+
     def per_chunk(self, ch):
         prec, rec, _, _ = _ball_pr(ch)
         return prec, rec
@@ -262,6 +268,8 @@ class PRCurve(Group):
 
 
 class Radius(Group):
+    needs_counts = True
+
     def __init__(self, radius: int, ties: str, n_db: int):
         if isinstance(radius, bool) or not isinstance(radius, int | np.integer) or radius < 0:
             raise ValueError(f"radius={radius!r} must be a non-negative integer.")
@@ -293,10 +301,22 @@ class Radius(Group):
 
 
 class NDCG(Group):
+    """NDCG@k and ACG@k. Reads only the head of the ranking (or, for ``ties="expected"``, the level
+    sums of the buckets up to the cut) and the level histogram of the database (:class:`Labels`,
+    per distinct label set), never a level per query-item pair.
+
+    Ideal DCG: with ``n_l`` database items at level ``l`` and the levels sorted descending, the
+    items of level ``l`` occupy ranks ``s_l + 1 .. e_l`` (``s_l = sum_{l' > l} n_l'``), so
+    ``IDCG@k = sum_l (2^l - 1) (D[min(e_l, k)] - D[min(s_l, k)])`` with ``D[j]`` the sum of the
+    discounts ``1 / log2(i + 1)`` of ranks ``1..j``. ``ties="expected"``: each of the ``m_t`` ranks
+    of bucket ``t`` inside the top ``k`` gets the bucket's mean gain ``G_t / n_t``, so
+    ``E[DCG@k] = sum_t (G_t / n_t) (D[N_t + m_t] - D[N_t])`` (``N_t`` items in closer buckets) and
+    ``E[ACG@k] = sum_t (L_t / n_t) m_t / k`` with ``L_t`` the bucket's level sum.
+    """
+
     def __init__(self, k: int | None, ties: str, n_db: int):
         self.k, self.ties = k, ties
-        self.needs_order = ties == "index"
-        self.k_depth = k
+        self.needs_levels = ties == "index"
         kk = n_db if k is None else min(k, n_db)
         self.kk = kk
         disc = np.zeros(n_db + 1)
@@ -304,35 +324,26 @@ class NDCG(Group):
         self.disc_cum = np.cumsum(disc)  # disc_cum[j] = sum of the discounts of ranks 1..j
 
     def depth(self, ch):
-        return _full(ch, self.k_depth) if self.ties == "index" else None
+        return _full(ch, self.k)
 
     def per_chunk(self, ch):
         kk, dc = self.kk, self.disc_cum
-        ov = ch.overlap  # similarity levels, small unsigned integers
-        n_levels = ch.labels.n_classes + 1
+        n_levels = ch.labels.n_levels
         gain_of = np.exp2(np.arange(n_levels, dtype=np.float64)) - 1.0  # level -> 2^level - 1
         if self.ties == "index":
-            top = np.take_along_axis(ov, ch.order(kk), axis=1)
+            top = ch.top_levels(kk)  # levels of the top kk in rank order, (q, kk)
             dcg = gain_of[top] @ np.diff(dc[: kk + 1])
             cg = top.sum(axis=1, dtype=np.float64)
         else:
-            cnt, rcnt = ch.counts
-            n_before, _ = bucket_before(cnt, rcnt)
+            cnt, _ = ch.head_counts
+            n_before = np.cumsum(cnt, axis=1) - cnt
             inside = np.clip(kk - n_before, 0, cnt)
             safe = np.maximum(cnt, 1)
-            gain_mean = ch.bucket_sums(gain_of[ov]) / safe
-            level_mean = ch.bucket_sums(ov) / safe
+            gain_mean = ch.head_level_sums(gain_of) / safe
+            level_mean = ch.head_level_sums(np.arange(n_levels, dtype=np.float64)) / safe
             dcg = (gain_mean * (dc[n_before + inside] - dc[n_before])).sum(axis=1)
             cg = (level_mean * inside).sum(axis=1)
-        # Ideal DCG: every database item sorted by similarity level, descending.
-        levels = np.zeros((ch.n_q, n_levels), dtype=np.int64)
-        if ch.labels.single:  # levels are 0 / 1: the relevant items are the level-1 items
-            levels[:, 1] = ch.n_relevant
-            levels[:, 0] = ch.n_db - levels[:, 1]
-        else:
-            for i in range(ch.n_q):
-                levels[i] = np.bincount(ov[i], minlength=n_levels)
-        desc = levels[:, ::-1]
+        desc = ch.level_hist[:, ::-1]  # items per level, highest level first
         end = np.minimum(np.cumsum(desc, axis=1), kk)
         start = np.minimum(np.cumsum(desc, axis=1) - desc, kk)
         ideal = ((dc[end] - dc[start]) * gain_of[::-1]).sum(axis=1)
@@ -345,6 +356,8 @@ class NDCG(Group):
 
 
 class AUC(Group):
+    needs_counts = True
+
     def per_chunk(self, ch):
         cnt, rcnt = ch.counts
         neg = cnt - rcnt

@@ -42,8 +42,11 @@ comparison sort is used anywhere. Order-free quantities (PR curve, radius metric
 ``ties="expected"``) are closed forms of per-query counts over the ``b + 1`` distance buckets. A
 metric at depth ``k`` reads only the buckets up to the one holding the ``k``-th item; those items
 are ranked by a stable counting (radix) sort of their distances over the shuffled columns.
-Queries go in chunks (:data:`CHUNK_BYTES`), so memory does not grow with the number of queries.
-This module imports numpy and scipy only (no torch).
+:func:`evaluate` makes one pass per query chunk: the distances, the per-bucket counts (items and
+relevant items, one counting step that every group reads) and the head of the ranking are
+computed once; label-only quantities (relevant items per query, NDCG's level histogram) once per
+distinct label set. Queries go in chunks (:data:`CHUNK_BYTES`), so memory does not grow with the
+number of queries. This module imports numpy and scipy only (no torch).
 """
 
 from __future__ import annotations
@@ -141,11 +144,16 @@ def _run(
     chunk_size = _check_chunk_size(chunk_size)
     parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in groups]
     keep_order = any(g.needs_order for g in groups)
+    keep_levels = any(g.needs_levels for g in groups)
+    needs_counts = any(g.needs_counts for g in groups)
     for ch in iter_chunks(qc, dc, ql, dl, seed, chunk_size):
+        if needs_counts:
+            _ = ch.counts  # one counting pass shared by every group; the cuts then read it
         depths = [d for d in (g.depth(ch) for g in groups) if d is not None]
         if depths:
             ch.depth = np.minimum(np.maximum.reduce(depths), ch.n_db)
         ch.keep_order = keep_order
+        ch.keep_levels = keep_levels
         for g, part in zip(groups, parts, strict=True):
             part.append(g.per_chunk(ch))
     out: dict = {}

@@ -25,6 +25,10 @@ for m in "${@:-drsch dhih knngan knngan_source pcaegan wsdh}"; do
       # and the features M is built from (ImageNet features as the paper, or the pixels)
       knngan_source) NAME=knngan_source CONFIG=configs/tuned/fashion-mnist/knngan.yaml \
         run knngan 8 "pair_reduction=mean,sum" "knn_features=efficientnet_lite0,pixels" ;;
+      # third stage: the first two preferred the smallest weights and `sum` (which scales the
+      # other terms down by B(B-1)); smaller weights with L_N per pair, M from ImageNet features
+      knngan_small) NAME=knngan_small CONFIG=configs/tuned/fashion-mnist/knngan_source.yaml \
+        run knngan 8 "pair_reduction=mean" "lambda1=0.003,0.01,0.03" "lambda2=0.001,0.01" ;;
       pcaegan) run pcaegan 6 "gamma=10.0,20.0" "beta=0.05,0.1" ;;
       # WSDH stage 1 (tag pretraining): its length and the tag cleaning; fine-tuning as DSH's
       wsdh) run wsdh 8 "stage1_epochs=3,6,10" "clean_threshold=[0.2, null]" ;;

@@ -53,7 +53,7 @@ class EpochTimer(Callback):
             return
         t0 = time.perf_counter()
         theta = pl_module.perceptual
-        loader = trainer.datamodule.train_dataloader()
+        loader = trainer.datamodule.dataloader("train")  # every item (the train loader drops 8)
         for batch in loader:
             real = batch["image"].float() / 255
             pl_module.perceptual_target(theta, real, pl_module.positions(batch["index"]))

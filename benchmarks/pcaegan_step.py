@@ -1,26 +1,35 @@
-"""Training cost of `pcaegan`, `pcwgan` and `dch` against `dsh`, side by side in one run.
+"""Training cost of the GAN methods (`pcaegan`, `pcwgan`, `knngan`, ...) against `dsh`, side by side.
 
     .venv/bin/python benchmarks/pcaegan_step.py                      # CPU setting, 12 batches each
     .venv/bin/python benchmarks/pcaegan_step.py --batches 20 --bits 32 --setting paper
+    .venv/bin/python benchmarks/pcaegan_step.py --methods dsh knngan pcaegan --batches 20 --repeats 5
 
 Each method is built from its shipped config (``configs/methods/<key>.yaml``) on Fashion-MNIST
-(``configs/data/fashion_mnist.yaml``: 5,000 training images, batch 128) through
-:func:`hashbench.training.build`, and trained for ``--batches`` batches of one epoch by a Lightning
-``Trainer`` (no validation, no logger; stage 1 of the GAN methods runs in ``on_fit_start``, before
-the timed batches). The time of every training batch is taken between ``on_train_batch_start`` and
-``on_train_batch_end``; the first batch is left out (warm-up). The table gives the median seconds per
-batch, the epoch it extrapolates to (median x batches per epoch: the data loading of a full epoch is
-included in the per-batch time) and the ratio to `dsh`. Medians, because the machine may be loaded:
-quote the load average with the table.
+(``configs/data/fashion_mnist.yaml``: 5,000 training images, batch 128, ``augment: none``) through
+:func:`hashbench.training.build` with ``seed_everything 0``, and trained for ``--batches`` batches of
+one epoch by a Lightning ``Trainer`` (no validation, no logger). Set-up costs are outside the timed
+batches: stage 1 of `pcaegan`/`pcwgan` (``on_fit_start``), `knngan`'s ``M`` (``setup``; from the
+feature cache) and its ``theta(I)`` cache, which is filled over the whole ``train`` split before the
+first timed batch (``--no-theta-prefill`` leaves it to the batches), so the batches show the steady
+state of every epoch after the first; the fill is reported separately (paid once per fit, in the
+first epoch). The time of every training batch is taken between ``on_train_batch_start`` and
+``on_train_batch_end``, as wall time and as this process's CPU time; the first batch of each run is
+left out (warm-up).
+
+``--repeats R`` runs the methods ``R`` times, interleaved (the order rotates each round), and pools
+the batches: the table gives the medians, the epoch they extrapolate to (median x batches per epoch)
+and the ratio to `dsh`'s median. On a shared machine the CPU-time column is the steadier one (wall
+time also counts the time other processes hold the cores); quote the load average with the table.
+Run with ``OMP_NUM_THREADS`` set (the torch thread count is printed).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 import warnings
@@ -31,32 +40,51 @@ METHODS = ("dsh", "dch", "pcwgan", "pcaegan")
 
 
 class BatchTimer(L.Callback):
-    """Wall seconds of every training batch."""
+    """Wall and CPU seconds of every training batch; optionally fills knngan's theta cache first."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefill: bool = True) -> None:
         self.seconds: list[float] = []
-        self._t = 0.0
+        self.cpu: list[float] = []
+        self.prefill = prefill
+        self.fill_seconds: float | None = None
+        self._t = self._c = 0.0
+
+    def on_train_start(self, trainer, module) -> None:
+        if not (self.prefill and getattr(module, "_theta_cache_on", False)):
+            return
+        theta = module.perceptual
+        t0 = time.perf_counter()
+        for batch in trainer.datamodule.dataloader("train"):  # every item, in order
+            real = batch["image"].float() / 255
+            module.perceptual_target(theta, real, module.positions(batch["index"]))
+        self.fill_seconds = time.perf_counter() - t0
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        self._t = time.perf_counter()
+        self._t, self._c = time.perf_counter(), time.process_time()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.cpu.append(time.process_time() - self._c)
         self.seconds.append(time.perf_counter() - self._t)
 
 
-def batch_seconds(method: str, batches: int, bits: int, setting: str | None) -> tuple[list, int]:
-    """Per-batch seconds of ``batches`` training batches of ``method``, and batches per epoch."""
+def batch_seconds(
+    method: str, batches: int, bits: int, setting: str | None, prefill: bool = True
+) -> tuple[BatchTimer, int]:
+    """The timer of ``batches`` training batches of ``method``, and batches per epoch."""
     from hashbench.training import build, resolve_config
 
     overrides = {"model.init_args.bits": bits, "seed_everything": 0}
-    if setting and method in ("pcaegan", "pcwgan"):
-        overrides["model.init_args.setting"] = setting
+    if method in ("pcaegan", "pcwgan"):
         overrides["model.init_args.samples_per_class"] = 0
+        if setting:
+            overrides["model.init_args.setting"] = setting
+    if method.startswith("knngan"):
+        overrides["model.init_args.grid_size"] = 0
     config = resolve_config(
         [f"configs/methods/{method}.yaml", "configs/data/fashion_mnist.yaml"], overrides
     )
     run = build(config)
-    timer = BatchTimer()
+    timer = BatchTimer(prefill)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = L.Trainer(
             max_epochs=1,
@@ -64,6 +92,7 @@ def batch_seconds(method: str, batches: int, bits: int, setting: str | None) -> 
             limit_val_batches=0,
             num_sanity_val_steps=0,
             logger=False,
+            enable_checkpointing=False,
             enable_progress_bar=False,
             enable_model_summary=False,
             accelerator="cpu",
@@ -71,8 +100,16 @@ def batch_seconds(method: str, batches: int, bits: int, setting: str | None) -> 
             callbacks=[timer],
         )
         trainer.fit(run.model, datamodule=run.datamodule)
-        per_epoch = math.ceil(len(run.datamodule.split["train"]) / run.datamodule.batch_size)
-    return timer.seconds, per_epoch
+        per_epoch = len(run.datamodule.train_dataloader())
+    return timer, per_epoch
+
+
+def _commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "hashbench", "configs")
+    return git("rev-parse", "--short", "HEAD") + (" + working tree" if dirty else "")
 
 
 def main() -> None:
@@ -81,25 +118,58 @@ def main() -> None:
     parser.add_argument("--bits", type=int, default=32)
     parser.add_argument("--setting", choices=["cpu", "paper"], default=None)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds")
+    parser.add_argument("--no-theta-prefill", dest="prefill", action="store_false")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # no validation: the checkpoint callback's missing key
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    rows = []
-    for method in args.methods:
-        seconds, per_epoch = batch_seconds(method, args.batches, args.bits, args.setting)
-        med = statistics.median(seconds[1:] or seconds)
-        rows.append((method, med, med * per_epoch, per_epoch, len(seconds)))
-    base = next((r[2] for r in rows if r[0] == "dsh"), None)
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    import torch
+
+    import hashbench
+
+    load_before = os.getloadavg()
+    pooled = {m: {"wall": [], "cpu": [], "fill": []} for m in args.methods}
+    per_epoch: dict[str, int] = {}
+    for r in range(args.repeats):
+        k = r % len(args.methods)
+        for method in args.methods[k:] + args.methods[:k]:
+            timer, per_epoch[method] = batch_seconds(
+                method, args.batches, args.bits, args.setting, args.prefill
+            )
+            pooled[method]["wall"] += timer.seconds[1:] or timer.seconds
+            pooled[method]["cpu"] += timer.cpu[1:] or timer.cpu
+            if timer.fill_seconds is not None:
+                pooled[method]["fill"].append(timer.fill_seconds)
+            print(
+                f"round {r + 1} {method}: median {statistics.median(timer.seconds[1:]):.3f} s "
+                f"wall, {statistics.median(timer.cpu[1:]):.3f} s CPU per batch",
+                flush=True,
+            )
+    load_after = os.getloadavg()
+    med = {
+        m: (statistics.median(v["wall"]), statistics.median(v["cpu"])) for m, v in pooled.items()
+    }
+    base = med.get("dsh")
     print(
-        f"\n{args.bits} bits, batch from configs/data/fashion_mnist.yaml, setting "
-        f"{args.setting or 'as shipped'}, load average {load}\n"
+        f"\ncommit {_commit()} ({os.path.dirname(hashbench.__file__)}); {args.bits} bits, batch "
+        f"from configs/data/fashion_mnist.yaml, setting {args.setting or 'as shipped'}; torch "
+        f"threads {torch.get_num_threads()}; {args.repeats} interleaved round(s) of "
+        f"{args.batches} batches per method; load average (1 min) {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after; {os.cpu_count()} CPUs\n"
     )
-    print("| method | s / batch (median) | s / epoch (extrapolated) | x dsh | batches timed |")
-    print("| --- | --- | --- | --- | --- |")
-    for method, med, epoch, per_epoch, n in rows:
-        ratio = f"{epoch / base:.1f}" if base else "-"
-        print(f"| `{method}` | {med:.3f} | {epoch:.1f} ({per_epoch} batches) | {ratio} | {n - 1} |")
+    print(
+        "| method | s / batch, wall (median) | x dsh | s / batch, CPU (median) | x dsh | "
+        "s / epoch, CPU (extrapolated) | batches timed | theta(I) cache fill (once) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for method, (wall, cpu) in med.items():
+        rw = f"{wall / base[0]:.2f}" if base else "-"
+        rc = f"{cpu / base[1]:.2f}" if base else "-"
+        fills = pooled[method]["fill"]
+        fill = f"{statistics.median(fills):.1f} s" if fills else "-"
+        n = len(pooled[method]["cpu"])
+        epoch = f"{cpu * per_epoch[method]:.1f} ({per_epoch[method]} batches)"
+        print(f"| `{method}` | {wall:.3f} | {rw} | {cpu:.3f} | {rc} | {epoch} | {n} | {fill} |")
 
 
 if __name__ == "__main__":

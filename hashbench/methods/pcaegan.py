@@ -97,6 +97,7 @@ losses) and ``dch`` (:class:`DCH`: stage 3 alone, on real images, no GAN).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import ClassVar, Literal
 
 import torch
@@ -499,19 +500,28 @@ class PCAEGAN(SampleGrids, HashingMethod):
         return out
 
     def generator_phase(
-        self, real: Tensor, labels: Tensor, rows: Tensor, noise: Tensor, prior: Tensor | None = None
+        self,
+        real: Tensor,
+        labels: Tensor,
+        rows: Tensor,
+        noise: Tensor,
+        prior: Tensor | None = None,
+        fake: Tensor | None = None,
     ) -> dict:
         """``G`` and ``H`` minimise ``L_F + eta (L_G + L_H - E[C(H_B)])`` (eqs. 6, 10, 17); ``F``
         steps on the same backward pass (only ``L_F`` reaches ``F``).
 
         ``G`` is conditioned on ``[H_1..H_k, prior]`` (``k = B - len(prior)``): the Wasserstein
         term of eq. 10 takes all ``B`` synthetic images, its pair term and ``L_F`` the first ``k``.
+        ``fake``: those synthetic images already made, with their graph to ``G`` and ``H``
+        (:meth:`synthesize` with ``grad=True``, ``G`` and ``H`` not updated since); ``None``: made
+        here.
         """
         codes = torch.sigmoid(self.code_logits[rows])
         m = 0 if prior is None else len(prior)
         k = len(codes) - m
-        cond = codes if not m else torch.cat([codes[:k], prior])
-        fake = self.generator(cond, noise)
+        if fake is None:
+            fake = self.generator(codes if not m else torch.cat([codes[:k], prior]), noise)
         s_fake, e_fake = self.discriminator(fake)
         with torch.no_grad():
             _, e_real = self.discriminator(real)
@@ -543,6 +553,23 @@ class PCAEGAN(SampleGrids, HashingMethod):
         self._step("F", out["L_F"])
         return out
 
+    def synthesize(
+        self, rows: Tensor, noise: Tensor, prior: Tensor | None, grad: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        """``(H_rows, G([H_1..H_k, prior], noise))``: the batch's relaxed codes and its synthetic
+        images (``k = len(rows) - len(prior)``). ``grad=False``: both without a graph. ``grad=True``:
+        with the graph to ``G`` and ``H``, and ``G``'s batch norms' running statistics move as two
+        forwards on this batch would (:func:`_as_forwards`): the images serve both the critic phase
+        (detached) and :meth:`generator_phase`, which before made them in a second, identical
+        forward (same codes, noise and ``G``; training-mode batch norm uses the batch's statistics).
+        """
+        with torch.set_grad_enabled(grad):
+            codes = torch.sigmoid(self.code_logits[rows])
+            cond = codes if prior is None else torch.cat([codes[: len(rows) - len(prior)], prior])
+            with _as_forwards(self.generator, 2 if grad else 1):
+                fake = self.generator(cond, noise)
+        return codes, fake
+
     def training_step(self, batch: dict, batch_idx: int) -> None:
         images, labels = batch["image"], batch["label"].float()
         if not self.use_gan:
@@ -555,13 +582,12 @@ class PCAEGAN(SampleGrids, HashingMethod):
             sim = pairwise_similarity(labels[:k], labels)
             noise = torch.randn(len(real), self.noise_dim, device=self.device)
             prior = self.sample_prior(m) if m else None
-            codes = torch.sigmoid(self.code_logits[rows]).detach()
-            cond = codes if prior is None else torch.cat([codes[:k], prior])
-            with torch.no_grad():
-                fake = self.generator(cond, noise)
-            logs = self.critic_phase(real, fake, codes, sim)
-            if batch_idx % self.n_critic == 0:  # G, H and F on one backward pass
-                logs.update(self.generator_phase(real, labels, rows, noise, prior))
+            generator_batch = batch_idx % self.n_critic == 0
+            codes, made = self.synthesize(rows, noise, prior, grad=generator_batch)
+            fake = made.detach()
+            logs = self.critic_phase(real, fake, codes.detach(), sim)
+            if generator_batch:  # G, H and F on one backward pass
+                logs.update(self.generator_phase(real, labels, rows, noise, prior, fake=made))
             else:
                 both = torch.cat([(real + 1) / 2, (fake[:k] + 1) / 2])
                 logs.update(self.encoder_phase(both, torch.cat([labels, labels[:k]])))
@@ -576,6 +602,37 @@ class PCAEGAN(SampleGrids, HashingMethod):
         sched = self.lr_schedulers()
         if sched is not None:
             sched.step()
+
+
+@contextmanager
+def _as_forwards(module: nn.Module, times: int):
+    """Inside, one training-mode forward of ``module`` moves each batch norm's running statistics
+    as ``times`` forwards on the same batch would (the same batch statistics ``times`` times):
+    momentum ``m`` becomes ``1 - (1 - m)^times`` (``momentum=None``, the cumulative average over
+    ``n`` batches: ``times / (n + times)``) and ``num_batches_tracked`` grows by ``times``."""
+    norms = [
+        bn
+        for bn in module.modules()
+        if isinstance(bn, nn.modules.batchnorm._BatchNorm)
+        and bn.training
+        and bn.track_running_stats
+        and bn.num_batches_tracked is not None
+    ]
+    if times == 1 or not norms:
+        yield
+        return
+    saved = [bn.momentum for bn in norms]
+    for bn in norms:
+        n = int(bn.num_batches_tracked)
+        bn.momentum = times / (n + times) if bn.momentum is None else 1 - (1 - bn.momentum) ** times
+    before = [int(bn.num_batches_tracked) for bn in norms]
+    try:
+        yield
+    finally:
+        for bn, momentum, n in zip(norms, saved, before, strict=True):
+            bn.momentum = momentum
+            if int(bn.num_batches_tracked) > n:  # the forward ran
+                bn.num_batches_tracked.add_(times - 1)
 
 
 class PCWGAN(PCAEGAN):

@@ -21,6 +21,9 @@ from hashbench.losses.knn import knn_neighbourhood
 from hashbench.methods.base import NonFiniteLossError
 from hashbench.methods.knngan import KNNGAN
 from hashbench.methods.knngan_terms import (
+    FrozenSameConv,
+    PerceptualFeatures,
+    fold_efficientnet_batch_norms,
     perceptual_loss,
     pixel_mse,
     quantization_loss,
@@ -130,6 +133,94 @@ def test_l_h_mse_and_perceptual_match_loop_references() -> None:
         tr, tf = theta(real), theta(fake)
     ref_per = float(((tr - tf) ** 2).sum()) / tr.numel()
     assert perceptual_loss(theta, real, fake).item() == pytest.approx(ref_per, rel=1e-12)
+
+
+@pytest.mark.parametrize("size", [32, 28, 64, 17])
+def test_folded_perceptual_network_is_the_same_function(size: int) -> None:
+    """theta with its batch norms folded (and zero-only kernel taps dropped, NHWC) equals the
+    package's network in float64, outputs and input gradients; random BN statistics and affine
+    parameters so that the fold is not trivial."""
+    import copy
+
+    pytest.importorskip("efficientnet_lite_pytorch")
+    torch.manual_seed(0)
+    plain = PerceptualFeatures("efficientnet_lite0", False, size, fold_batch_norm=False).double()
+    for m in plain.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.running_mean.normal_(0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
+    folded = copy.deepcopy(plain)
+    fold_efficientnet_batch_norms(folded.net)
+    folded.folded = True
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, FrozenSameConv) for m in folded.modules()) > 40
+    assert not list(folded.parameters())  # frozen: buffers only
+    x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
+    outs = []
+    for net in (plain, folded):
+        xi = x.clone().requires_grad_(True)
+        y = net(xi)
+        (g,) = torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum(), xi)
+        outs.append((y.detach(), g))
+    (y0, g0), (y1, g1) = outs
+    torch.testing.assert_close(y1, y0, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(g1, g0, rtol=1e-6, atol=1e-9)  # input cast to float32 by the adapter
+
+
+def test_frozen_same_conv_drops_only_zero_taps() -> None:
+    """The kernel crop, zero taps and padding plan equal zero "same" padding + the full kernel,
+    for dense and depthwise convolutions, NCHW and NHWC inputs."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(1)
+    for size, k, s, groups in itertools.product((1, 2, 3, 5, 8), (1, 3, 5), (1, 2), (1, 4)):
+        conv = nn.Conv2d(4, 4, k, s, groups=groups, bias=groups == 1).double()
+        bn = nn.BatchNorm2d(4).double().eval()
+        with torch.no_grad():
+            bn.running_mean.normal_(generator=g)
+            bn.running_var.uniform_(0.5, 2.0, generator=g)
+            bn.weight.uniform_(0.5, 1.5, generator=g)
+        x = torch.randn(2, 4, size, size, generator=g, dtype=torch.float64)
+        out = -(-size // s)
+        pad = max((out - 1) * s + k - size, 0)
+        ref = bn(conv(F.pad(x, [pad // 2, pad - pad // 2] * 2)))
+        folded = FrozenSameConv(conv, bn)
+        torch.testing.assert_close(folded(x), ref, rtol=1e-12, atol=1e-12)
+        x_nhwc = x.contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(folded(x_nhwc), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_eq_8_gives_the_critic_no_gradient_and_the_others_the_same() -> None:
+    """The critic is frozen while eq. 8 is built (it is not updated on it): its parameters get no
+    gradient and stay trainable; every other gradient equals the one with the critic unfrozen."""
+    import hashbench.methods.knngan as km
+
+    model = KNNGAN(bits=8, k1=2, k2=1, lambda2=0.5, image_shape=(1, 8, 8), **FAST).double()
+    model.set_neighbourhood(
+        knn_neighbourhood(np.random.default_rng(0).random((6, 4)), 2, 1), range(6)
+    )
+    images = torch.rand(6, 1, 8, 8, dtype=torch.float64)
+    grads = []
+    for frozen in (True, False):
+        torch.manual_seed(0)
+        model.zero_grad(set_to_none=True)
+        if not frozen:
+            saved, km._frozen = km._frozen, lambda m: __import__("contextlib").nullcontext()
+        try:
+            model.loss_terms(model(images), torch.arange(6), images)["loss"].backward()
+        finally:
+            if not frozen:
+                km._frozen = saved
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    assert all(p.requires_grad for p in model.critic.parameters())
+    for name, g in grads[0].items():
+        if name.startswith("critic."):
+            assert g is None and grads[1][name] is not None
+        else:
+            torch.testing.assert_close(g, grads[1][name], rtol=1e-12, atol=0, msg=name)
 
 
 def test_l_c_in_the_total_loss() -> None:

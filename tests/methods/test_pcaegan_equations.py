@@ -238,7 +238,7 @@ def test_training_step_conditions_g_on_batch_codes_and_prior_codes():
     batch = {"image": images, "label": model.train_labels[rows].float(), "index": rows}
     expected_codes = torch.sigmoid(model.code_logits[rows[:4]]).detach()
     model.training_step(batch, 0)
-    assert len(conds) == 2  # the critic phase's images and the generator phase's
+    assert len(conds) == 1  # one forward: the critic phase's images (detached) and the generator's
     for cond in conds:
         assert cond.shape == (8, BITS)
         torch.testing.assert_close(cond[:4], expected_codes)
@@ -278,3 +278,67 @@ def test_settings_resolve_to_their_documented_values(setting):
     assert PCAEGAN(setting=setting, n_critic=3).n_critic == 3
     with pytest.raises(ValueError, match="setting"):
         PCAEGAN(setting="gpu")
+
+
+# -- one generator forward per batch (a speed-up that must not change the step) ---------------------
+
+
+def _old_training_step(model, batch, batch_idx):
+    """The training step before the single-forward speed-up: a no-grad forward of G for the critic
+    phase and a second, identical one (with the graph) inside the generator phase."""
+    from hashbench.losses.base import pairwise_similarity
+    from hashbench.methods.pcaegan import to_gan_range
+
+    labels = batch["label"].float()
+    real = to_gan_range(batch["image"])
+    rows = model.batch_rows(batch["index"])
+    m = model.prior_count(len(real))
+    k = len(real) - m
+    sim = pairwise_similarity(labels[:k], labels)
+    noise = torch.randn(len(real), model.noise_dim)
+    prior = model.sample_prior(m) if m else None
+    codes = torch.sigmoid(model.code_logits[rows]).detach()
+    cond = codes if prior is None else torch.cat([codes[:k], prior])
+    with torch.no_grad():
+        fake = model.generator(cond, noise)
+    model.critic_phase(real, fake, codes, sim)
+    if batch_idx % model.n_critic == 0:
+        model.generator_phase(real, labels, rows, noise, prior)
+    else:
+        both = torch.cat([(real + 1) / 2, (fake[:k] + 1) / 2])
+        model.encoder_phase(both, torch.cat([labels, labels[:k]]))
+
+
+@pytest.mark.parametrize("batch_idx", [0, 1])
+def test_one_generator_forward_gives_the_two_forward_step(batch_idx):
+    """Parameters, G's batch-norm running statistics and their counters after a training step
+    (train mode, SGD, n_critic 2: batch 0 a generator step, batch 1 not) equal those of the
+    two-forward step (float32: the same kernels; SGD, so round-off is not amplified)."""
+    import copy
+
+    ref = _model(torch.float32, n_critic=2, prior_fraction=0.25)
+    ref.train()
+    new = copy.deepcopy(ref)
+    for model in (ref, new):
+        opts = [torch.optim.SGD(ps, lr=0.1) for ps in model.group_parameters().values()]
+        model.optimizers = lambda opts=opts: opts
+        model.manual_backward = lambda loss: loss.backward()
+        model.log_dict = lambda *a, **k: None
+    rows = torch.tensor([3, 0, 7, 5, 1, 9, 2, 11])
+    gen = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (8, 1, SIZE, SIZE), dtype=torch.uint8, generator=gen)
+    batch = {"image": images, "label": ref.train_labels[rows].float(), "index": rows}
+    torch.manual_seed(7)
+    _old_training_step(ref, batch, batch_idx)
+    torch.manual_seed(7)
+    new.training_step(batch, batch_idx)
+    state_ref, state_new = ref.state_dict(), new.state_dict()
+    assert state_ref.keys() == state_new.keys()
+    moved = 0
+    for key, value in state_ref.items():
+        torch.testing.assert_close(state_new[key], value, rtol=1e-5, atol=1e-6, msg=key)
+        moved += not torch.equal(value, _model(torch.float32).state_dict()[key])
+    assert moved > 10  # the step did change the model
+    bn = ref.generator.project[1]
+    assert int(bn.num_batches_tracked) == int(new.generator.project[1].num_batches_tracked)
+    assert int(bn.num_batches_tracked) == (2 if batch_idx == 0 else 1)

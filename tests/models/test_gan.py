@@ -16,6 +16,7 @@ from hashbench.models.gan import (
     TransposedConvGenerator,
     UpsamplingGenerator,
     save_image_grid,
+    upsampled_conv3x3,
 )
 
 
@@ -37,6 +38,40 @@ def test_pcaegan_networks_shapes(channels, size):
     ]
     assert len(convs) == 5 and all(m.kernel_size == (4, 4) for m in convs)
     assert [m.stride for m in convs] == [(2, 2)] * 3 + [(1, 1)] * 2
+
+
+@pytest.mark.parametrize("size", [1, 3, 7])
+def test_upsampled_conv3x3_is_upsample_then_conv(size):
+    """The sub-pixel transposed convolution equals nearest x2 + conv 3x3 (padding 1), values and
+    gradients (input, weight, bias), in float64."""
+    g = torch.Generator().manual_seed(size)
+    x = torch.randn(2, 5, size, size, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(4, 5, 3, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, generator=g, requires_grad=True)
+    up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    ref = torch.nn.functional.conv2d(up, w, b, padding=1)
+    out = upsampled_conv3x3(x, w, b)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    probe = torch.randn(ref.shape, dtype=torch.float64, generator=g)
+    g_ref = torch.autograd.grad((ref * probe).sum(), (x, w, b))
+    g_out = torch.autograd.grad((out * probe).sum(), (x, w, b))
+    for a, e in zip(g_out, g_ref, strict=True):
+        torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
+
+
+def test_upsampling_generator_forward_is_its_layers_in_order():
+    """The forward (NHWC, sub-pixel blocks) equals running project and body layer by layer, in
+    float64, in training mode (batch statistics) and eval mode (running statistics)."""
+    torch.manual_seed(0)
+    gen = UpsamplingGenerator(6, 3, 1, 16, 4).double()
+    codes, noise = torch.rand(5, 6, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    for train in (True, False):
+        gen.train(train)
+        ref_gen = __import__("copy").deepcopy(gen)
+        x = ref_gen.project(torch.cat([codes, noise], 1)).view(-1, 16, 4, 4)
+        torch.testing.assert_close(gen(codes, noise), ref_gen.body(x), rtol=1e-12, atol=1e-12)
+        for name, buf in gen.named_buffers():  # the same running statistics afterwards
+            torch.testing.assert_close(buf, dict(ref_gen.named_buffers())[name], msg=name)
 
 
 def test_pair_discriminator_score_is_the_first_output():

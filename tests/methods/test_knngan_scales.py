@@ -75,14 +75,14 @@ def _reference(model: KNNGAN, images: torch.Tensor, index: torch.Tensor) -> dict
 # -- the GAN reaches the codes -------------------------------------------------------------------
 def test_default_weights_let_the_gan_terms_move_the_hash_layer(fashion_mnist_root: Path) -> None:
     """With the default weights (and the default frozen theta), L_MSE, L_per and L_A change the
-    hash layer's gradient by >= 1e-3 of its norm.
+    hash layer's gradient by >= 2e-5 of its norm.
 
-    Why 1e-3: float32 round-off in these gradients is ~1e-7 relative, so 1e-3 is four orders above
+    Why 2e-5: float32 round-off in these gradients is ~1e-7 relative, so 2e-5 is two orders above
     noise; the earlier defaults (L_N and L_H summed, lambda1 = 0.01, lambda2 = 1e-4) give 2e-8 on
-    128 Fashion-MNIST images and 3e-7 here (below float32 resolution: the GAN terms could not act),
-    the defaults 2.7e-2 there and ~3e-2 here, so 1e-3 separates the two by more than an order on
-    either side. Under Adam the update follows the gradient's direction, so this share is about
-    how much the GAN terms change the encoder's step.
+    128 Fashion-MNIST images and 3e-7 here (below float32 resolution: the GAN terms could not act).
+    The defaults, chosen on held-out validation (lambda1 = 0.003, lambda2 = 0.001: every tuning
+    stage preferred smaller weights, docs/methods/knngan.md), give 1.4e-4 here: small, as
+    validation asks, but a gradient the encoder follows (Adam normalises per parameter).
     """
     torch.manual_seed(0)
     dm = _dm(fashion_mnist_root)
@@ -91,13 +91,13 @@ def test_default_weights_let_the_gan_terms_move_the_hash_layer(fashion_mnist_roo
     ref = _reference(model, images, index)
     g_all, g_base = ref["g_all"], ref["g_base"]
     share = float((g_all - g_base).norm() / g_all.norm())
-    assert share >= 1e-3, f"GAN share of the hash-layer gradient {share:.2e} < 1e-3"
-    # each GAN/content term at about two orders of L_N's gradient or closer: 1/100-1/200 on
-    # Fashion-MNIST, 1/80-1/220 here; the bound 1e-3 leaves a factor 4 (the old weights: ~1e-8)
+    assert share >= 2e-5, f"GAN share of the hash-layer gradient {share:.2e} < 2e-5"
+    # each term's gradient against L_N's: L_H ~1e-2, L_MSE / L_per / L_A ~5e-5-1e-4 with the
+    # defaults (the old weights: ~1e-8); the bound 1e-5 is two orders above float32 round-off
     g_n = float(ref["grads"]["L_N"].norm())
     for name in ("L_H", "L_MSE", "L_per", "L_A"):
         ratio = float(ref["grads"][name].norm()) / g_n
-        assert 1e-3 <= ratio <= 1e3, f"{name}: {ratio:.2e} of L_N's gradient"
+        assert 1e-5 <= ratio <= 1e3, f"{name}: {ratio:.2e} of L_N's gradient"
 
 
 def test_old_weights_leave_the_gan_unable_to_act(fashion_mnist_root: Path) -> None:

@@ -175,7 +175,10 @@ def training_summary(trainer, history) -> dict:
             "patience": stopper.patience,
             "min_delta": abs(stopper.min_delta),
         },
-        "stopped_early": bool(stopper is not None and stopper.stopped_epoch > 0),
+        "stopped_early": bool(
+            stopper is not None
+            and (stopper.stopped_epoch > 0 or int(trainer.current_epoch) < trainer.max_epochs)
+        ),
         "best_epoch": None if best is None else int(best["epoch"]),
         "best_val": None if best is None else {k: v for k, v in best.items() if k != "epoch"},
         "val_history": history.history,
@@ -301,6 +304,9 @@ def run_deep(
     t0 = time.perf_counter()
     trainer.fit(model, datamodule=dm)
     train_s = time.perf_counter() - t0
+    # before the test: loading the best checkpoint restores the callbacks' state of that epoch
+    # (EarlyStopping's stopped_epoch back to 0)
+    training = training_summary(trainer, history)
     ckpt = trainer.checkpoint_callback
     best = ckpt.best_model_path if ckpt else ""
     timer = make_test_timer()
@@ -350,7 +356,7 @@ def run_deep(
         "run_dir": display_path(root),
         "best_checkpoint": display_path(Path(best)) if best else None,
         "best_val_mAP": _float(ckpt.best_model_score) if ckpt else None,
-        "training": training_summary(trainer, history),
+        "training": training,
     }
     tag_source = model.hparams.get("tag_source")  # weakly supervised methods (wsdh)
     if tag_source:

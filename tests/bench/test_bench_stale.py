@@ -99,3 +99,26 @@ def test_records_keep_per_query_values_whose_mean_is_the_metric(bench_sweep: Swe
 def fingerprint_of(record: dict) -> str:
     """The current fingerprint of the modules a record's fingerprint lists (same code: same sha)."""
     return fingerprint(tuple(record["config"]["code"]["modules"]))["sha"]
+
+
+def test_training_summary_sees_an_early_stop_after_the_checkpoint_restore() -> None:
+    """Testing the best checkpoint restores EarlyStopping's state of that epoch (stopped_epoch 0);
+    a run that ended before its cap still counts as stopped early."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from hashbench.bench.executors import training_summary
+
+    stopper = EarlyStopping(monitor="val/mAP", mode="max", patience=5)
+    history = SimpleNamespace(best=lambda: {"epoch": 12, "val/mAP": 0.5}, history=[])
+
+    def trainer(epochs: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            callbacks=[stopper], current_epoch=epochs, max_epochs=20, min_epochs=5
+        )
+
+    assert stopper.stopped_epoch == 0
+    assert training_summary(trainer(18), history)["stopped_early"] is True
+    assert training_summary(trainer(20), history)["stopped_early"] is False
+    assert training_summary(trainer(18), history)["best_epoch"] == 12

@@ -23,9 +23,11 @@ from hashbench.retrieval.evaluation import DEFAULT_TIES, TieRule, metric_groups
 DEFAULT_METRICS = metric_groups(multi_label=False)
 
 
-def make_baseline(name: str, bits: int, random_state: int = 0) -> Hasher:
-    """The baseline ``name`` with its default hyper-parameters."""
-    return get_baseline(name)(bits=bits, random_state=random_state)
+def make_baseline(
+    name: str, bits: int, random_state: int = 0, params: Mapping[str, Any] | None = None
+) -> Hasher:
+    """The baseline ``name`` with its default hyper-parameters, updated by ``params``."""
+    return get_baseline(name)(**{**dict(params or {}), "bits": bits, "random_state": random_state})
 
 
 def fit_and_evaluate(
@@ -39,6 +41,7 @@ def fit_and_evaluate(
     ties: TieRule = DEFAULT_TIES,
     split_features: Mapping[str, np.ndarray] | None = None,
     per_query: bool = False,
+    params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fit baseline ``name`` on ``train``, encode ``query`` and ``database``, evaluate.
 
@@ -52,6 +55,8 @@ def fit_and_evaluate(
             network's features) computes its own instead, and both are ignored.
         per_query: also return the ``per_query/<key>`` arrays of
             :func:`~hashbench.retrieval.metrics.evaluate` (queries in ``query`` split order).
+        params: constructor arguments other than ``bits`` and ``random_state`` (a bench grid's
+            ``method_args`` of a baseline).
 
     Returns the metrics of :func:`~hashbench.retrieval.metrics.evaluate` plus ``fit_s`` (fit wall
     time), ``encode_s`` / ``encode_per_s`` (database encoding), ``query_encode_s``, the codes
@@ -59,7 +64,7 @@ def fit_and_evaluate(
     """
     from hashbench.retrieval.metrics import evaluate
 
-    hasher = make_baseline(name, bits, random_state)
+    hasher = make_baseline(name, bits, random_state, params)
     own_features = getattr(hasher, "input_features", None)
     if own_features is not None:  # a baseline that computes its inputs from the data (ws_ksh)
         split_features = own_features(datamodule)

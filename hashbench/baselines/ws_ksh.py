@@ -22,8 +22,13 @@ entries; the hash head is not used).
 Resolved:
 
 - ``stage1="auto"`` takes the cache file whose ``.json`` matches the DataModule's ``key``, ``bits``,
-  ``backbone`` and ``random_state`` (the sweep's seed, which seeded the ``wsdh`` cell's training);
-  among several (other tag settings or epochs), the most recently written. None found is an error
+  ``backbone`` and ``random_state`` (the sweep's seed, which seeded the ``wsdh`` cell's training),
+  the tag kind ``weak_tags`` (a ``classifier`` stage 1 never stands in for a ``synthetic`` one, nor
+  the reverse; user tags match either, as ``wsdh`` uses them whenever a dataset has them) and
+  ``stage1_epochs``. Their defaults are ``configs/methods/wsdh.yaml``'s, so a grid's ``ws_ksh`` cell
+  takes its own ``wsdh`` cell's stage 1; a profile that changes those for ``wsdh`` must change them
+  for ``ws_ksh`` too (``benchmarks/fashion-mnist.yaml``'s ``quick`` does). Among several matches
+  (other cleaning or Skip-gram settings), the most recently written. None found is an error
   naming the folder and the fix. A bench sweep runs baselines before deep methods, so in a grid with
   both ``ws_ksh`` and ``wsdh`` the first pass records ``ws_ksh`` as failed and a rerun (which retries
   failed cells) fits it on the stage 1 that ``wsdh`` cached.
@@ -51,8 +56,29 @@ class Stage1NotFoundError(FileNotFoundError):
     """No WSDH stage-1 file matches the data, bits, backbone and seed of a ``ws_ksh`` cell."""
 
 
-def find_stage1(folder: Path, data_key: str, bits: int, backbone: str, seed: int) -> Path:
+TAG_KINDS = ("classifier", "synthetic")
+
+
+def _tags_match(tag_source: object, weak_tags: str | None) -> bool:
+    """A stage 1's ``tag_source`` is usable for a ``weak_tags`` kind: not the other weak kind."""
+    if weak_tags is None:
+        return True
+    others = [k for k in TAG_KINDS if k != weak_tags]
+    return not any(str(tag_source or "").startswith(k) for k in others)
+
+
+def find_stage1(
+    folder: Path,
+    data_key: str,
+    bits: int,
+    backbone: str,
+    seed: int,
+    weak_tags: str | None = None,
+    stage1_epochs: int | None = None,
+) -> Path:
     """The newest stage-1 file in ``folder`` whose ``.json`` facts match.
+
+    ``weak_tags`` / ``stage1_epochs`` of ``None`` match any value.
 
     Raises:
         Stage1NotFoundError: none matches; the message names the folder and how to make one.
@@ -65,12 +91,19 @@ def find_stage1(folder: Path, data_key: str, bits: int, backbone: str, seed: int
         except (OSError, ValueError):
             continue
         want = {"data": data_key, "bits": bits, "backbone": backbone, "seed": seed}
-        if weights.is_file() and all(facts.get(k) == v for k, v in want.items()):
+        if stage1_epochs is not None:
+            want["stage1_epochs"] = stage1_epochs
+        if (
+            weights.is_file()
+            and all(facts.get(k) == v for k, v in want.items())
+            and _tags_match(facts.get("tag_source"), weak_tags)
+        ):
             matches.append((weights.stat().st_mtime_ns, weights))
     if not matches:
         raise Stage1NotFoundError(
             f"ws_ksh: no WSDH stage-1 network for data {data_key}, {bits} bits, backbone "
-            f"{backbone}, seed {seed} in {folder} (files <dataset>-<bits>b-<hash>.pt with a .json "
+            f"{backbone}, seed {seed}, weak_tags {weak_tags}, stage1_epochs {stage1_epochs} in "
+            f"{folder} (files <dataset>-<bits>b-<hash>.pt with a .json "
             "beside them). Train one first: run the wsdh cell of the same grid (a bench rerun then "
             "retries ws_ksh) or `hashbench fit --config configs/methods/wsdh.yaml ... "
             f"--model.init_args.bits {bits} --seed_everything {seed}`; or pass stage1=PATH."
@@ -106,6 +139,9 @@ class WSKSH(KSH):
         stage1: ``auto`` (the matching file of the ``wsdh`` stage-1 cache) or a stage-1 file path.
         stage1_dir: the cache folder searched by ``auto``; ``None`` = ``<data root>/stage1``.
         backbone: the stage-1 network's backbone.
+        weak_tags: the tag kind of the stage 1 ``auto`` takes (``classifier`` or ``synthetic``,
+            as ``wsdh``'s argument; ``None`` = any).
+        stage1_epochs: the stage-1 length ``auto`` takes (``None`` = any).
         n_anchors, n_labeled, max_opt_iter, sigma, sigma_rule: KSH's (see :class:`KSH`).
         random_state: KSH's seed; also the seed of the ``wsdh`` run whose stage 1 ``auto`` takes.
 
@@ -122,6 +158,8 @@ class WSKSH(KSH):
         stage1: str = "auto",
         stage1_dir: str | None = None,
         backbone: str = "small_cnn",
+        weak_tags: Literal["classifier", "synthetic"] | None = "classifier",
+        stage1_epochs: int | None = 10,
         n_anchors: int = 300,
         n_labeled: int = 2000,
         max_opt_iter: int = 500,
@@ -137,7 +175,13 @@ class WSKSH(KSH):
             )
         self.stage1 = stage1
         self.stage1_dir = stage1_dir
+        if weak_tags is not None and weak_tags not in TAG_KINDS:
+            raise ValueError(
+                f"ws_ksh: weak_tags must be one of {TAG_KINDS} or None, got {weak_tags!r}"
+            )
         self.backbone = backbone
+        self.weak_tags = weak_tags
+        self.stage1_epochs = stage1_epochs
 
     def stage1_path(self, datamodule) -> Path:
         """The stage-1 file this hasher uses for ``datamodule``."""
@@ -149,7 +193,15 @@ class WSKSH(KSH):
             else datamodule.root / "stage1"
         )
         seed = 0 if self.random_state is None else int(self.random_state)
-        return find_stage1(folder, datamodule.key, self.bits, self.backbone, seed)
+        return find_stage1(
+            folder,
+            datamodule.key,
+            self.bits,
+            self.backbone,
+            seed,
+            self.weak_tags,
+            self.stage1_epochs,
+        )
 
     def input_features(self, datamodule, batch_size: int = 512) -> dict[str, np.ndarray]:
         """The stage-1 network's backbone features of ``train``, ``query`` and ``database``.
@@ -176,7 +228,9 @@ class WSKSH(KSH):
                 loader = DataLoader(dataset, batch_size=batch_size, num_workers=0)
                 feats = np.empty((len(items), dim), np.float32)
                 pos = 0
-                for batch in tqdm(loader, desc=f"ws_ksh features {split}", leave=False):
+                for batch in tqdm(
+                    loader, desc=f"ws_ksh features {split}", leave=False, disable=None
+                ):
                     f = model(batch["image"]).flatten(1).float().numpy()
                     feats[pos : pos + len(f)] = f
                     pos += len(f)

@@ -291,6 +291,15 @@ def _init_defaults(cls: type) -> dict[str, Any]:
     return out
 
 
+def baseline_args(cfg: BenchConfig, method: str) -> dict[str, Any]:
+    """A baseline's constructor arguments from the grid's and the profile's ``method_args``
+    (plain argument names, e.g. ``{stage1_epochs: 1}``; ``bits`` and ``random_state`` come from
+    the cell)."""
+    out = dict(cfg.method_args.get(method, {}))
+    out.update(cfg.profile.method_args.get(method, {}))
+    return out
+
+
 def baseline_config(cfg: BenchConfig, cell: Cell, data_cfg: dict) -> dict:
     """The hashed configuration of a baseline cell (the tie rule is the evaluation default)."""
     from hashbench.baselines import get_baseline
@@ -299,6 +308,14 @@ def baseline_config(cfg: BenchConfig, cell: Cell, data_cfg: dict) -> dict:
 
     estimator = get_baseline(cell.method)
     params = _init_defaults(estimator)
+    given = baseline_args(cfg, cell.method)
+    unknown = sorted(set(given) - set(params))
+    if unknown:
+        raise BenchConfigError(
+            f"{cfg.path}: method_args of baseline {cell.method!r} name unknown constructor "
+            f"arguments {unknown}; its arguments: {sorted(params)}"
+        )
+    params.update(given)
     params.update(bits=cell.bits, random_state=cell.seed)
     modules = (estimator.__module__, *getattr(estimator, "behaviour_modules", ()))
     if isinstance(data_cfg, dict) and "class_path" in data_cfg:

@@ -190,6 +190,7 @@ def run_baseline(cfg: BenchConfig, cell, datamodule, features: FeatureStore) -> 
     """Fit and evaluate a shallow baseline on features computed once per sweep."""
     from hashbench.baselines import SUPERVISED
     from hashbench.baselines.evaluate import RESULT_EXTRAS, fit_and_evaluate
+    from hashbench.bench.cells import baseline_args
     from hashbench.retrieval.evaluation import (
         DEFAULT_TIES,
         metric_groups,
@@ -208,6 +209,7 @@ def run_baseline(cfg: BenchConfig, cell, datamodule, features: FeatureStore) -> 
         ties=ties,
         split_features=x,
         per_query=True,
+        params=baseline_args(cfg, cell.method),
     )
     extras = {k: result.pop(k) for k in RESULT_EXTRAS}
     hasher = extras["hasher"]
@@ -361,6 +363,9 @@ def run_deep(
     tag_source = model.hparams.get("tag_source")  # weakly supervised methods (wsdh)
     if tag_source:
         out["tag_source"] = str(tag_source)
+    stage1 = getattr(model, "record", {}).get("stage1_file")  # wsdh: the stage 1 ws_ksh reads
+    if stage1:
+        out["stage1_file"] = display_path(Path(stage1))
     del run, model, trainer
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -49,6 +49,32 @@ def test_registered_supervised_and_the_stage1_lookup(tmp_path) -> None:
         WSKSH(stage1=str(tmp_path / "nope.pt"))
 
 
+def test_auto_takes_only_the_stage1_of_its_tag_kind_and_length(tmp_path) -> None:
+    """A quick run's stage 1 (synthetic tags, 1 epoch) never stands in for the grid's (classifier,
+    10 epochs), even when it is the newest file; user tags (NUS-WIDE) match either kind."""
+    facts = {"data": "d", "bits": 16, "backbone": "small_cnn", "seed": 0}
+    grid = _write_stage1(
+        tmp_path, "grid", {**facts, "tag_source": "classifier:top5>0.1", "stage1_epochs": 10}
+    )
+    os.utime(grid, ns=(1, 1))  # older than the quick one
+    quick = _write_stage1(
+        tmp_path, "quick", {**facts, "tag_source": "synthetic:label-derived:x", "stage1_epochs": 1}
+    )
+    assert find_stage1(tmp_path, "d", 16, "small_cnn", 0) == quick  # no filter: the newest
+    assert find_stage1(tmp_path, "d", 16, "small_cnn", 0, "classifier", 10) == grid
+    assert find_stage1(tmp_path, "d", 16, "small_cnn", 0, "synthetic", 1) == quick
+    with pytest.raises(Stage1NotFoundError, match="stage1_epochs 3"):
+        find_stage1(tmp_path, "d", 16, "small_cnn", 0, "classifier", 3)
+    with pytest.raises(Stage1NotFoundError, match="weak_tags synthetic"):
+        find_stage1(tmp_path, "d", 16, "small_cnn", 0, "synthetic", 10)
+    user = tmp_path / "user"
+    path = _write_stage1(user, "u", {**facts, "tag_source": "user", "stage1_epochs": 10})
+    assert find_stage1(user, "d", 16, "small_cnn", 0, "classifier", 10) == path
+    assert find_stage1(user, "d", 16, "small_cnn", 0, "synthetic", 10) == path
+    with pytest.raises(ValueError, match="weak_tags"):
+        WSKSH(weak_tags="labels")
+
+
 def test_codes_are_ksh_on_the_stage1_backbone_features(
     fashion_mnist_root: Path, tmp_path, monkeypatch
 ) -> None:
@@ -58,7 +84,7 @@ def test_codes_are_ksh_on_the_stage1_backbone_features(
     dm = get_datamodule_class("fashion-mnist")(
         str(fashion_mnist_root), protocol="tiny", download=False
     )
-    facts = {"data": dm.key, "bits": 16, "backbone": "small_cnn", "seed": 0}
+    facts = {"data": dm.key, "bits": 16, "backbone": "small_cnn", "seed": 0, "stage1_epochs": 10}
     path = _write_stage1(tmp_path / "stage1", "s1", facts, seed=5)
     # independent features: the WSDH network with the stage-1 weights, eval mode
     torch.manual_seed(123)  # a different initialisation: only the loaded weights count
@@ -86,9 +112,11 @@ def test_codes_are_ksh_on_the_stage1_backbone_features(
     # through the bench's path: the hook replaces the given (pixel) features
     import hashbench.baselines.evaluate as ev
 
-    def fast(name, bits, random_state=0):
+    def fast(name, bits, random_state=0, params=None):
         assert name == "ws_ksh"
-        return WSKSH(bits, stage1=str(path), random_state=random_state, **FAST)
+        return WSKSH(
+            bits, stage1=str(path), random_state=random_state, **{**FAST, **(params or {})}
+        )
 
     monkeypatch.setattr(ev, "make_baseline", fast)
     pixels = {s: np.zeros((len(dm.split[s]), 3), np.float32) for s in feats}

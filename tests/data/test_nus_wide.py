@@ -189,7 +189,9 @@ def test_bench_wsdh_and_ws_ksh_on_user_tags_end_to_end(nus_wide_dataset, tmp_pat
         "seeds": [0],
         "metrics": ["mAP", "P@500"],
         "method_args": {
-            "wsdh": {"model.init_args.stage1_epochs": 1, "model.init_args.skipgram_epochs": 2}
+            "wsdh": {"model.init_args.stage1_epochs": 1, "model.init_args.skipgram_epochs": 2},
+            # a baseline's method_args are constructor arguments: the stage 1 of this wsdh
+            "ws_ksh": {"stage1_epochs": 1},
         },
         "baselines": {"features": "pixels", "pretrained": False},
         "index": {"kind": "flat", "k": 50, "radius": 2},
@@ -223,5 +225,15 @@ def test_bench_wsdh_and_ws_ksh_on_user_tags_end_to_end(nus_wide_dataset, tmp_pat
     facts = list((nus_wide_dataset.root / "stage1").glob("*.json"))
     assert facts and json.loads(facts[0].read_text())["tag_source"] == "user"
     assert recs["ws_ksh"]["status"] == "ok"
+    assert recs["ws_ksh"]["config"]["params"]["stage1_epochs"] == 1
+    assert recs["ws_ksh"]["stage1_file"] == recs["wsdh"]["stage1_file"]  # the grid's own stage 1
     assert set(recs["ws_ksh"]["metrics"]) == set(recs["ksh"]["metrics"])  # evaluated alike
     assert 0.0 <= recs["ws_ksh"]["metrics"]["P@500"] <= 1.0
+
+    # a baseline argument that does not exist stops the sweep before any work, naming it
+    grid["method_args"]["ws_ksh"] = {"stage1_epoch": 1}
+    path.write_text(yaml.safe_dump(grid, sort_keys=False))
+    from hashbench.bench.config import BenchConfigError
+
+    with pytest.raises(BenchConfigError, match="stage1_epoch"):
+        run_benchmark(path, **kw)

@@ -95,7 +95,7 @@ def _values(ok: list[dict], quantity: str) -> dict[tuple[str, int], list[float]]
     """(method, bits) -> values over seeds (records in sorted order) of a metric or cost key."""
     out: dict[tuple[str, int], list[float]] = defaultdict(list)
     for r in sorted(ok, key=lambda r: (r["method"], int(r["bits"]), int(r["seed"]))):
-        if "." in quantity and quantity.split(".")[0] in ("times", "memory"):
+        if "." in quantity and quantity.split(".")[0] in ("times", "memory", "training"):
             v = _get(r, quantity)
         else:
             v = metric_value(r, quantity)
@@ -135,6 +135,34 @@ def _minutes(seconds: float) -> str:
 
 def _join(values: set | list) -> str:
     return ", ".join(str(v) for v in sorted(values, key=str)) if values else "—"
+
+
+def _training_line(ok: list[dict]) -> str:
+    """How many deep cells stopped early, reached the epoch cap, and were still improving there.
+
+    "Still improving": the cap was reached and the best validation epoch lies within the last
+    ``patience`` epochs, so the early-stopping rule had not yet seen the plateau it waits for.
+    """
+    cells = [r["training"] for r in ok if isinstance(r.get("training"), dict)]
+    cells = [t for t in cells if "epochs_run" in t and "max_epochs" in t]
+    if not cells:
+        return ""
+    stopped = sum(1 for t in cells if t["epochs_run"] < t["max_epochs"])
+    at_cap = [t for t in cells if t["epochs_run"] >= t["max_epochs"]]
+    improving = sum(
+        1
+        for t in at_cap
+        if t.get("best_epoch") is not None
+        and t["epochs_run"] - 1 - t["best_epoch"]
+        < (t.get("early_stopping") or {}).get("patience", 1)
+    )
+    caps = sorted({int(t["max_epochs"]) for t in cells})
+    return (
+        f"{len(cells)} deep cells; {stopped} stopped early on held-out `val/mAP`, {len(at_cap)} "
+        f"reached the epoch cap ({_join(caps)}), {improving} of those with their best validation "
+        "epoch within the early-stopping patience of the cap - those were still improving when "
+        "stopped, so their numbers are lower bounds on the converged method."
+    )
 
 
 # -- sections ---------------------------------------------------------------------------------------
@@ -186,6 +214,9 @@ def _facts(dataset: str, ok: list[dict], failed: list[dict]) -> list[str]:
         f"git {_join(commits)}."
     )
     lines.append(f"- Compute: {_compute_line(everything)}.")
+    training = _training_line(ok)
+    if training:
+        lines.append(f"- Training: {training}")
     synthetic = sorted(
         {f"{r['method']} ({r['tag_source']})" for r in everything if _synthetic_tags(r)}
     )

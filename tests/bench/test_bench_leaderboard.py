@@ -82,6 +82,31 @@ def test_mean_std_and_bold() -> None:
     assert "| 1.00 | 1,000 | 1.00 | 0.500 |" in costs["sdh"]
 
 
+def test_cost_table_shows_epochs_run_best_epoch_and_cap_of_deep_cells() -> None:
+    def deep(seed: int, run: int, best: int) -> dict:
+        r = _record("dsh", 32, seed, 0.8, kind="deep")
+        r["times"]["epochs"] = run
+        r["training"] = {
+            "epochs_run": run,
+            "best_epoch": best,
+            "max_epochs": 20,
+            "early_stopping": {"patience": 5},
+        }
+        return r
+
+    md = render_markdown([deep(0, 20, 18), deep(1, 12, 6), _record("itq", 32, 0, 0.4)], False)
+    costs = _rows(md, "Cost at 32 bits")
+    # epochs (20 + 12) / 2, best epoch (18 + 6) / 2, cap 20; the baseline has none of them
+    assert "| dsh | deep | 16.0 | 12.0 | 20 |" in costs["dsh"]
+    assert "| itq | shallow, unsup. | — | — | — |" in costs["itq"]
+    # seed 0 reached the cap with its best at epoch 18 of 0-19 (inside patience 5 of the cap)
+    assert (
+        "- Training: 2 deep cells; 1 stopped early on held-out `val/mAP`, 1 reached the epoch "
+        in md
+    )
+    assert "cap (20), 1 of those with their best validation epoch within" in md
+
+
 def test_failed_records_listed_and_csv_sorted() -> None:
     records = [
         _record("itq", 8, 0, 0.5),

@@ -560,6 +560,42 @@ def bucket_before(cnt: np.ndarray, rcnt: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.cumsum(cnt, axis=1) - cnt, np.cumsum(rcnt, axis=1) - rcnt
 
 
+class ChunkSource:
+    """The query chunks of one evaluation: the shared set-up once, each chunk on demand.
+
+    :meth:`chunk` only reads the shared state, so chunks may be built and scored on several
+    threads at once (``evaluate(..., threads=n)``).
+    """
+
+    def __init__(
+        self,
+        qc: np.ndarray,
+        dc: np.ndarray,
+        ql: np.ndarray,
+        dl: np.ndarray,
+        seed: int,
+        chunk_size: int | None,
+    ) -> None:
+        n_db = dc.shape[0]
+        key = tie_order(n_db, seed)
+        perm = np.empty(n_db, dtype=np.int64)
+        perm[key] = np.arange(n_db, dtype=np.int64)  # perm[p] = item at position p
+        self.labels = Labels(ql, dl)
+        self.labels.permute_db(perm)
+        self.n_bits = qc.shape[1] * 8
+        self.q_words, self.d_words = hamming_words(qc), hamming_words(dc[perm])
+        if chunk_size is None:
+            chunk_size = max(1, CHUNK_BYTES // (8 * n_db))
+        self.rows = [
+            slice(start, start + chunk_size) for start in range(0, qc.shape[0], chunk_size)
+        ]
+
+    def chunk(self, rows: slice) -> Chunk:
+        """The chunk of queries ``rows`` (their distances computed now)."""
+        dist = hamming_distances_words(self.q_words[:, rows], self.d_words, self.n_bits)
+        return Chunk(dist, self.labels, rows, self.n_bits)
+
+
 def iter_chunks(
     qc: np.ndarray,
     dc: np.ndarray,
@@ -569,17 +605,6 @@ def iter_chunks(
     chunk_size: int | None,
 ) -> Iterator[Chunk]:
     """Chunks of queries over the database in tie order (inputs already checked)."""
-    n_db = dc.shape[0]
-    key = tie_order(n_db, seed)
-    perm = np.empty(n_db, dtype=np.int64)
-    perm[key] = np.arange(n_db, dtype=np.int64)  # perm[p] = item at position p
-    labels = Labels(ql, dl)
-    labels.permute_db(perm)
-    n_bits = qc.shape[1] * 8
-    q_words, d_words = hamming_words(qc), hamming_words(dc[perm])
-    if chunk_size is None:
-        chunk_size = max(1, CHUNK_BYTES // (8 * n_db))
-    for start in range(0, qc.shape[0], chunk_size):
-        rows = slice(start, start + chunk_size)
-        dist = hamming_distances_words(q_words[:, rows], d_words, n_bits)
-        yield Chunk(dist, labels, rows, n_bits)
+    source = ChunkSource(qc, dc, ql, dl, seed, chunk_size)
+    for rows in source.rows:
+        yield source.chunk(rows)

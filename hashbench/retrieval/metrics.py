@@ -58,7 +58,7 @@ import numpy as np
 
 from hashbench.retrieval.evaluation import TIE_RULES
 from hashbench.retrieval.evaluation import TieRule as Ties
-from hashbench.retrieval.metric_engine import CHUNK_BYTES, iter_chunks, tie_order
+from hashbench.retrieval.metric_engine import CHUNK_BYTES, ChunkSource, tie_order
 from hashbench.retrieval.metric_groups import (
     AUC,
     MAP,
@@ -139,14 +139,18 @@ def _run(
     seed: int,
     chunk_size: int | None,
     per_query: bool = False,
+    threads: int = 1,
 ) -> dict:
     qc, dc, ql, dl = _check_inputs(query_codes, db_codes, query_labels, db_labels)
     chunk_size = _check_chunk_size(chunk_size)
-    parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in groups]
+    threads = _check_threads(threads)
     keep_order = any(g.needs_order for g in groups)
     keep_levels = any(g.needs_levels for g in groups)
     needs_counts = any(g.needs_counts for g in groups)
-    for ch in iter_chunks(qc, dc, ql, dl, seed, chunk_size):
+    source = ChunkSource(qc, dc, ql, dl, seed, chunk_size)
+
+    def score(rows: slice) -> list[tuple[np.ndarray, ...]]:
+        ch = source.chunk(rows)
         if needs_counts:
             _ = ch.counts  # one counting pass shared by every group; the cuts then read it
         depths = [d for d in (g.depth(ch) for g in groups) if d is not None]
@@ -154,15 +158,29 @@ def _run(
             ch.depth = np.minimum(np.maximum.reduce(depths), ch.n_db)
         ch.keep_order = keep_order
         ch.keep_levels = keep_levels
-        for g, part in zip(groups, parts, strict=True):
-            part.append(g.per_chunk(ch))
+        return [g.per_chunk(ch) for g in groups]
+
+    if threads == 1 or len(source.rows) == 1:
+        per_chunk = [score(rows) for rows in source.rows]
+    else:  # chunks are independent; results come back in query order
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            per_chunk = list(pool.map(score, source.rows))
     out: dict = {}
-    for g, part in zip(groups, parts, strict=True):
+    for i, g in enumerate(groups):
+        part = [chunk[i] for chunk in per_chunk]
         arrays = tuple(np.concatenate(a, axis=0) for a in zip(*part, strict=True))
         out.update(g.finish(arrays))
         if per_query:
             out.update({f"per_query/{k}": v for k, v in g.per_query(arrays).items()})
     return out
+
+
+def _check_threads(threads: object) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}.")
+    return int(threads)
 
 
 def _n_db(db_codes: object) -> int:
@@ -374,6 +392,7 @@ def evaluate(
     p_at_n: Sequence[int] = P_AT_N,
     chunk_size: int | None = None,
     per_query: bool = False,
+    threads: int = 1,
 ) -> dict:
     """Every requested metric group in one pass over the query chunks (distances computed once).
 
@@ -396,6 +415,9 @@ def evaluate(
         per_query: also return ``per_query/<key>`` ``(nq,)`` arrays, in query order, for every
             scalar that is a mean over queries (``mAP@k``, ``P@N``, ``R@N``, ``P@H<=r``, ``R@H<=r``,
             ``mAP@H<=r``): the inputs of a paired bootstrap over queries.
+        threads: query chunks scored on this many threads at once (numpy releases the GIL in
+            most of the work; each thread holds one chunk's distances). Results do not depend on
+            it; ``docs/metric_speed.md`` gives the measured speed-up.
 
     Returns:
         A flat dict: Python floats for the scalar metrics, numpy arrays for the curves (keys in the
@@ -421,4 +443,6 @@ def evaluate(
     groups = [makers[m]() for m in dict.fromkeys(metrics)]
     if not groups:
         return {}
-    return _run(groups, query_codes, db_codes, query_labels, db_labels, seed, chunk_size, per_query)
+    return _run(
+        groups, query_codes, db_codes, query_labels, db_labels, seed, chunk_size, per_query, threads
+    )

@@ -542,6 +542,25 @@ def test_chunking_gives_identical_results():
                     np.testing.assert_array_equal(out[key], ref[key], err_msg=f"{key} cs={cs}")
 
 
+def test_threads_give_identical_results_in_query_order():
+    """Chunks scored on several threads: every metric and per-query value equals one thread's."""
+    for multi in (True, False):
+        qc, dc, ql, dl = make_case(12, 41, 120, bits=16, flip=0.05, multi_label=multi)
+        for ties in ("index", "expected"):
+            ref = evaluate(qc, dc, ql, dl, k=30, ties=ties, chunk_size=3, per_query=True)
+            for threads in (2, 5):
+                out = evaluate(
+                    qc, dc, ql, dl, k=30, ties=ties, chunk_size=3, per_query=True, threads=threads
+                )
+                assert out.keys() == ref.keys()
+                for key in ref:
+                    np.testing.assert_array_equal(out[key], ref[key], err_msg=f"{key} t={threads}")
+    with pytest.raises(ValueError, match="threads"):
+        evaluate(qc, dc, ql, dl, threads=0)
+    with pytest.raises(ValueError, match="threads"):
+        evaluate(qc, dc, ql, dl, threads=1.5)
+
+
 def test_auc_matches_sklearn_with_ties():
     qc, dc, ql, dl = make_case(11, 7, 80, bits=8, pool=5)
     dist = np.array(ref_distances(qc, dc))

@@ -221,7 +221,10 @@ class Sweep:
             planned.append(
                 PlannedCell(cell, config, digest, path, action, training, error, reason=reason)
             )
-        estimate_times(planned, rec.load_records(self.results))
+        records = rec.load_records(self.results)
+        if self.results.resolve() != Path(DEFAULT_RESULTS).resolve():  # e.g. the quick profile
+            records += rec.load_records(DEFAULT_RESULTS)  # the committed records: per-epoch times
+        estimate_times(planned, records)
         return planned
 
     # -- run ----------------------------------------------------------------------------------------
@@ -361,27 +364,43 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".") or "(root)"]
 
 
+#: The results folder of the committed records (also read for estimates by other profiles).
+DEFAULT_RESULTS = "results"
 #: Seconds a cell is assumed to take when no record of its method exists (2 CPU cores, converged
 #: default profile): deep methods by early stopping, baselines by their fit.
 FALLBACK_ESTIMATE_S = {"deep": 300.0, "baseline": 20.0}
 
 
 def estimate_times(planned: list[PlannedCell], records: list[dict]) -> None:
-    """Set each planned cell's ``estimate_s``: the mean wall time of the ok records of the same
-    method and profile (any code length and seed), else of its kind, else
-    :data:`FALLBACK_ESTIMATE_S`."""
+    """Set each planned cell's ``estimate_s``.
+
+    In order: the mean wall time of the ok records of the same method and profile (any code
+    length and seed); else, for a deep cell, the same method's records of another profile scaled
+    to this cell's epoch cap (``total - train + train / epochs_run * max_epochs``: a ``quick``
+    profile estimated from the committed ``default`` records); else the mean of its kind in this
+    profile, else :data:`FALLBACK_ESTIMATE_S`.
+    """
     by_method: dict[tuple[str, str], list[float]] = {}
-    by_kind: dict[str, list[float]] = {}
+    per_epoch: dict[str, list[tuple[float, float]]] = {}  # method -> (total - train, train/epoch)
+    by_kind: dict[tuple[str, str], list[float]] = {}
     for r in records:
-        t = (r.get("times") or {}).get("total_s")
+        times = r.get("times") or {}
+        t = times.get("total_s")
         if r.get("status") != "ok" or not isinstance(t, int | float):
             continue
-        profile = (r.get("bench") or {}).get("profile", "default")
-        by_method.setdefault((str(r.get("method")), profile), []).append(float(t))
-        by_kind.setdefault(str(r.get("kind")), []).append(float(t))
+        method, profile = str(r.get("method")), (r.get("bench") or {}).get("profile", "default")
+        by_method.setdefault((method, profile), []).append(float(t))
+        by_kind.setdefault((str(r.get("kind")), profile), []).append(float(t))
+        train, epochs = times.get("train_s"), (r.get("training") or {}).get("epochs_run")
+        if isinstance(train, int | float) and isinstance(epochs, int) and epochs > 0:
+            per_epoch.setdefault(method, []).append((float(t) - train, train / epochs))
     for p in planned:
         profile = p.path.parent.parent.name
-        same = by_method.get((p.cell.method, profile)) or by_kind.get(p.cell.kind)
+        cap = ((p.training_config or {}).get("trainer") or {}).get("max_epochs")
+        same = by_method.get((p.cell.method, profile))
+        if not same and p.cell.kind == "deep" and isinstance(cap, int) and cap > 0:
+            same = [rest + cap * each for rest, each in per_epoch.get(p.cell.method, [])]
+        same = same or by_kind.get((p.cell.kind, profile))
         p.estimate_s = (
             sum(same) / len(same) if same else FALLBACK_ESTIMATE_S.get(p.cell.kind, 300.0)
         )
@@ -424,7 +443,8 @@ def plan_summary(cfg: BenchConfig, planned: list[PlannedCell], results: Path) ->
     if todo:
         lines.append(
             f"  to compute: {len(todo)} cells, estimated {format_duration(eta)} "
-            "(from the recorded wall times of the same methods on the machine that made them)"
+            "(from the recorded wall times of the same methods on the machine that made them, "
+            "scaled to this profile's epoch cap where only another profile recorded them)"
         )
     else:
         lines.append("  nothing to compute: every cell is recorded with the current configuration")

@@ -29,9 +29,9 @@ Resolved:
   takes its own ``wsdh`` cell's stage 1; a profile that changes those for ``wsdh`` must change them
   for ``ws_ksh`` too (``benchmarks/fashion-mnist.yaml``'s ``quick`` does). Among several matches
   (other cleaning or Skip-gram settings), the most recently written. None found is an error
-  naming the folder and the fix. A bench sweep runs baselines before deep methods, so in a grid with
-  both ``ws_ksh`` and ``wsdh`` the first pass records ``ws_ksh`` as failed and a rerun (which retries
-  failed cells) fits it on the stage 1 that ``wsdh`` cached.
+  naming the folder and the fix. A bench sweep runs ``ws_ksh`` after the deep cells
+  (:func:`hashbench.baselines.builds_on_deep_method`), so in a grid with both ``ws_ksh`` and
+  ``wsdh`` it finds the stage 1 that the ``wsdh`` cell has just cached.
 - ``stage1=PATH`` uses that file (a stage-1 cache file or a Lightning checkpoint of ``WSDH``).
 - The features are the backbone's output before the hash layer (as ``scripts/wsdh_ksh.py``'s
   ``ws-ksh`` row in docs/methods/wsdh.md), computed in eval mode through the backbone's input

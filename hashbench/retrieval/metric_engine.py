@@ -23,7 +23,7 @@ Hamming distances are integers in ``[0, b]``, so nothing here needs a comparison
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cached_property
 
 import numpy as np
@@ -594,17 +594,3 @@ class ChunkSource:
         """The chunk of queries ``rows`` (their distances computed now)."""
         dist = hamming_distances_words(self.q_words[:, rows], self.d_words, self.n_bits)
         return Chunk(dist, self.labels, rows, self.n_bits)
-
-
-def iter_chunks(
-    qc: np.ndarray,
-    dc: np.ndarray,
-    ql: np.ndarray,
-    dl: np.ndarray,
-    seed: int,
-    chunk_size: int | None,
-) -> Iterator[Chunk]:
-    """Chunks of queries over the database in tie order (inputs already checked)."""
-    source = ChunkSource(qc, dc, ql, dl, seed, chunk_size)
-    for rows in source.rows:
-        yield source.chunk(rows)

@@ -56,7 +56,7 @@ def test_ranking_head_is_the_stable_order_of_distance_then_shuffle_position(mult
     perm, pos = _position(nb, seed)
     depths = np.array([1, 5, 17, 40, 82, 83, 1000])[:nq]
     for with_counts in (False, True):
-        ch = next(E.iter_chunks(qc, dc, ql != 0, dl != 0, seed, None))
+        ch = E.ChunkSource(qc, dc, ql != 0, dl != 0, seed, None).chunk(slice(0, nq))
         ch.depth = np.minimum(depths, nb)
         ch.keep_order = True
         if with_counts:
@@ -80,7 +80,7 @@ def test_counts_and_head_counts_match_loops():
     qc, dc, ql, dl = _case(5, 6, 90, 16)
     dist, rel = _loop_dist(qc, dc), _loop_rel(ql, dl)
     depths = np.array([1, 10, 33, 60, 89, 90])
-    ch = next(E.iter_chunks(qc, dc, ql != 0, dl != 0, 0, None))
+    ch = E.ChunkSource(qc, dc, ql != 0, dl != 0, 0, None).chunk(slice(0, len(qc)))
     ch.depth = depths
     head_cnt, head_rcnt = ch.head_counts
     cnt, rcnt = ch.counts

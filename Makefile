@@ -10,11 +10,11 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data test test-all lint format bench bench-times train bench-baselines bench-index bench-metrics clean clean-cache
+.PHONY: help install data test test-all lint format bench bench-times bench-budget train bench-baselines bench-index bench-metrics clean clean-cache
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
-	@echo "  variables: DATASET=$(DATASET) (fashion-mnist | mnist | cifar10 | svhn | nus-wide), PROFILE=$(PROFILE) (default | quick | paper), RERUN=1 (make bench: recompute),"
+	@echo "  variables: DATASET=$(DATASET) (fashion-mnist | mnist | cifar10 | svhn | nus-wide), PROFILE=$(PROFILE) (default | quick | budget | paper), RERUN=1 (make bench: recompute),"
 	@echo "             METHOD=$(METHOD), BITS=$(BITS), EPOCHS=$(EPOCHS) (make train), PYTHON=$(PYTHON)"
 
 install: $(STAMP) ## create .venv and install hashbench + dev tools into it (idempotent)
@@ -65,6 +65,9 @@ train: install data ## one run: train + test METHOD at BITS bits for EPOCHS epoc
 
 bench-times: install ## per-method run time of the recorded sweep (results/raw/), as a Markdown table
 	$(BIN)/python benchmarks/bench_times.py --benchmark $(DATASET) --profile $(PROFILE) $(if $(filter quick,$(PROFILE)),--results results/quick)
+
+bench-budget: install ## is the default epoch cap enough? budget-profile records (make bench PROFILE=budget) vs the default's
+	$(BIN)/python scripts/budget_table.py --benchmark $(DATASET)
 
 bench-baselines: install data ## shallow baselines side by side (fit time, encode/s, mAP) at 16/32/64 bits
 	$(BIN)/python benchmarks/baselines.py

@@ -137,32 +137,50 @@ def _join(values: set | list) -> str:
     return ", ".join(str(v) for v in sorted(values, key=str)) if values else "—"
 
 
-def _training_line(ok: list[dict]) -> str:
-    """How many deep cells stopped early, reached the epoch cap, and were still improving there.
+def _schedule(record: dict) -> str | None:
+    """The learning-rate schedule of a deep record's resolved config (``cosine``, ...)."""
+    fit = (record.get("config") or {}).get("fit") or {}
+    optim = ((fit.get("model") or {}).get("init_args") or {}).get("optim") or {}
+    return optim.get("schedule")
 
-    "Still improving": the cap was reached and the best validation epoch lies within the last
-    ``patience`` epochs, so the early-stopping rule had not yet seen the plateau it waits for.
+
+def _training_line(ok: list[dict]) -> str:
+    """How many deep cells stopped early, reached the epoch cap, and had their best validation
+    epoch near the cap; and how many of those anneal the learning rate to 0 at the cap.
+
+    "Best epoch near the cap": the cap was reached and the best validation epoch lies within the
+    last ``patience`` epochs, so the early-stopping rule had not seen the plateau it waits for.
+    Under a cosine schedule over ``max_epochs`` that is what the schedule produces (the last epochs
+    take the smallest steps), not evidence that a longer budget would help: whether it does is
+    measured by training with a doubled cap (the grid's ``budget`` profile).
     """
-    cells = [r["training"] for r in ok if isinstance(r.get("training"), dict)]
-    cells = [t for t in cells if "epochs_run" in t and "max_epochs" in t]
+    cells = [r for r in ok if isinstance(r.get("training"), dict)]
+    cells = [r for r in cells if "epochs_run" in r["training"] and "max_epochs" in r["training"]]
     if not cells:
         return ""
-    stopped = sum(1 for t in cells if t["epochs_run"] < t["max_epochs"])
-    at_cap = [t for t in cells if t["epochs_run"] >= t["max_epochs"]]
-    improving = sum(
-        1
-        for t in at_cap
-        if t.get("best_epoch") is not None
-        and t["epochs_run"] - 1 - t["best_epoch"]
-        < (t.get("early_stopping") or {}).get("patience", 1)
-    )
-    caps = sorted({int(t["max_epochs"]) for t in cells})
-    return (
+    stopped = sum(1 for r in cells if r["training"]["epochs_run"] < r["training"]["max_epochs"])
+    at_cap = [r for r in cells if r["training"]["epochs_run"] >= r["training"]["max_epochs"]]
+    near = [
+        r
+        for r in at_cap
+        if r["training"].get("best_epoch") is not None
+        and r["training"]["epochs_run"] - 1 - r["training"]["best_epoch"]
+        < (r["training"].get("early_stopping") or {}).get("patience", 1)
+    ]
+    annealed = sum(1 for r in near if _schedule(r) == "cosine")
+    caps = sorted({int(r["training"]["max_epochs"]) for r in cells})
+    line = (
         f"{len(cells)} deep cells; {stopped} stopped early on held-out `val/mAP`, {len(at_cap)} "
-        f"reached the epoch cap ({_join(caps)}), {improving} of those with their best validation "
-        "epoch within the early-stopping patience of the cap - those were still improving when "
-        "stopped, so their numbers are lower bounds on the converged method."
+        f"reached the epoch cap ({_join(caps)}), {len(near)} of those with their best validation "
+        "epoch within the early-stopping patience of the cap"
     )
+    if annealed:
+        line += (
+            f" ({annealed} of them anneal the learning rate to 0 at the cap, cosine schedule, so "
+            "the last epochs take the smallest steps; whether a longer budget helps is measured "
+            "by the grid's `budget` profile, twice the cap and patience)"
+        )
+    return line + "."
 
 
 # -- sections ---------------------------------------------------------------------------------------

@@ -105,6 +105,24 @@ def test_cost_table_shows_epochs_run_best_epoch_and_cap_of_deep_cells() -> None:
         in md
     )
     assert "cap (20), 1 of those with their best validation epoch within" in md
+    assert "anneal the learning rate" not in md  # these records name no schedule
+
+
+def test_training_line_counts_cells_that_anneal_to_the_cap() -> None:
+    def deep(seed: int, schedule: str) -> dict:
+        r = _record("dsh", 32, seed, 0.8, kind="deep")
+        r["training"] = {
+            "epochs_run": 20,
+            "best_epoch": 19,
+            "max_epochs": 20,
+            "early_stopping": {"patience": 5},
+        }
+        r["config"] = {"fit": {"model": {"init_args": {"optim": {"schedule": schedule}}}}}
+        return r
+
+    md = render_markdown([deep(0, "cosine"), deep(1, "none"), deep(2, "cosine")], False)
+    assert "3 reached the epoch cap (20), 3 of those with their best validation epoch" in md
+    assert "(2 of them anneal the learning rate to 0 at the cap" in md
 
 
 def test_failed_records_listed_and_csv_sorted() -> None:

@@ -1,0 +1,77 @@
+"""scripts/budget_table.py: the default-vs-doubled-budget comparison, on constructed records."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "budget_table.py"
+
+
+@pytest.fixture(scope="module")
+def budget_table():
+    spec = importlib.util.spec_from_file_location("budget_table", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _record(method, seed, profile, cap, run, best, val, per_query, stopped=False):
+    return {
+        "status": "ok",
+        "dataset": "toy",
+        "method": method,
+        "bits": 32,
+        "seed": seed,
+        "bench": {"profile": profile},
+        "training": {
+            "max_epochs": cap,
+            "epochs_run": run,
+            "best_epoch": best,
+            "stopped_early": stopped,
+            "best_val": {"val/mAP": val},
+        },
+        "per_query": {"mAP@all": per_query},
+    }
+
+
+def test_rows_pair_cells_and_give_the_differences(budget_table) -> None:
+    records = [
+        _record("dsh", 0, "default", 20, 20, 18, 0.80, [0.5, 0.7, 0.9]),
+        _record("dsh", 1, "default", 20, 20, 19, 0.84, [0.6, 0.6, 0.9]),
+        _record("dsh", 0, "budget", 40, 33, 22, 0.86, [0.6, 0.7, 0.9], stopped=True),
+        _record("dsh", 1, "budget", 40, 40, 37, 0.88, [0.6, 0.8, 0.9]),
+        _record("dsh", 2, "budget", 40, 40, 39, 0.99, [1.0, 1.0, 1.0]),  # no default partner
+        _record("dhn", 0, "default", 20, 20, 10, 0.50, [0.1, 0.1, 0.1]),  # no budget partner
+    ]
+    short = budget_table._deep(records, "toy", "default")
+    long = budget_table._deep(records, "toy", "budget")
+    (row,) = budget_table.rows(short, long, "mAP@all", n_resamples=200)
+    cells = dict(zip(budget_table.HEADER, row, strict=True))
+    assert cells["method"] == "dsh"
+    assert cells["cells"] == "32 bits s0, 32 bits s1"  # seed 2 has no default record
+    assert cells["caps"] == "20/40"
+    # val: (0.80 + 0.84) / 2 = 0.82 and (0.86 + 0.88) / 2 = 0.87
+    assert (cells["val short"], cells["val long"], cells["val long - short"]) == (
+        "0.8200",
+        "0.8700",
+        "+0.0500",
+    )
+    # epochs run per seed, best epoch counted from 1, early stops counted
+    assert cells["epochs run (best) short"] == "20/20 (19/20)"
+    assert cells["epochs run (best) long"] == "33/40 (23/38) 1 stopped"
+    # test: mean of (0.5 .. 0.9) = 0.7 short, mean of (0.6 .. 0.9) = 0.75 long
+    assert cells["test short"] == "0.7000"
+    assert cells["test long"] == "0.7500"
+    diff, interval = cells["test long - short [95% CI]"].split(" ", 1)
+    assert diff == "+0.0500"
+    low, high = (float(x) for x in interval.strip("[]").split(", "))
+    assert low <= 0.05 <= high
+
+
+def test_missing_results_folder_is_a_clear_error(budget_table, tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        budget_table.main(["--short", str(tmp_path / "nowhere"), "--long", str(tmp_path)])
+    assert "no records there" in capsys.readouterr().err

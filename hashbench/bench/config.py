@@ -33,7 +33,19 @@ BENCH_KEYS = (
 )
 
 #: Keys a profile may hold (:class:`Profile`).
-PROFILE_KEYS = ("trainer_config", "args", "method_args", "seeds", "bits", "add_cells", "results")
+PROFILE_KEYS = (
+    "trainer_config",
+    "args",
+    "method_args",
+    "seeds",
+    "bits",
+    "add_cells",
+    "results",
+    "kinds",
+)
+
+#: Method kinds a profile may keep (``kinds``).
+METHOD_KINDS = ("deep", "baseline")
 
 #: :class:`~hashbench.retrieval.index.HammingIndex` kinds (not imported here: Faiss is heavy).
 INDEX_KINDS = ("flat", "hash", "multihash", "ivf", "hnsw")
@@ -78,6 +90,7 @@ class Profile:
             16/32/64 bits only, when every seed at every length would cost too much).
         results: the profile's own results folder (``None``: the command's ``--results``), so
             a short profile never touches the committed leaderboard.
+        kinds: keep only the methods of these kinds (``deep``, ``baseline``); ``None``: all.
 
     A profile may also give ``bits``, replacing the benchmark's code lengths.
     """
@@ -89,6 +102,7 @@ class Profile:
     seeds: tuple[int, ...] | None = None
     add_cells: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
     results: str | None = None
+    kinds: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -318,7 +332,14 @@ def load_bench_config(
         else None,
         add_cells=_add_cells(prof.get("add_cells"), f"profiles.{profile}.add_cells", path),
         results=str(prof["results"]) if prof.get("results") else None,
+        kinds=_kinds(prof["kinds"], f"profiles.{profile}.kinds", path) if "kinds" in prof else None,
     )
+    if prof_obj.kinds is not None:
+        from hashbench.baselines import BASELINES
+
+        methods = tuple(
+            m for m in methods if ("baseline" if m in BASELINES else "deep") in prof_obj.kinds
+        )
     baselines = _mapping(raw.get("baselines"), "baselines", path)
     index = _mapping(raw.get("index"), "index", path)
     try:
@@ -378,3 +399,16 @@ def missing_data_message(cfg: BenchConfig, reason: str) -> str:
         lines += ["", "Expected layout:", *("  " + line for line in cfg.layout.splitlines())]
     lines += ["", "Nothing was run or written."]
     return "\n".join(lines)
+
+
+def _kinds(value: Any, where: str, path: Path) -> tuple[str, ...]:
+    """A profile's ``kinds``: a non-empty list of :data:`METHOD_KINDS`."""
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v in METHOD_KINDS for v in value)
+    ):
+        raise BenchConfigError(
+            f"{path}: {where} must be a non-empty list of {', '.join(METHOD_KINDS)}, got {value!r}"
+        )
+    return tuple(value)

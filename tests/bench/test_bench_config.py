@@ -191,3 +191,33 @@ def test_patched_cell_config_is_the_resolved_one(method: str, tmp_path: Path) ->
         assert patch_cell(template, cell, tmp_path / "b") == resolve_deep(
             cfg, cell, tmp_path / "b", False
         )
+
+
+def test_profile_kinds_keeps_only_those_methods(tmp_path: Path, fashion_mnist_root: Path) -> None:
+    from .conftest import TINY_PROFILE
+
+    grid = write_grid(
+        tmp_path / "g.yaml",
+        fashion_mnist_root,
+        ["dsh", "itq", "lsh"],
+        [8],
+        extra={
+            "profiles": {
+                "default": TINY_PROFILE,
+                "long": {**TINY_PROFILE, "kinds": ["deep"]},
+                "shallow": {**TINY_PROFILE, "kinds": ["baseline"]},
+                "bad": {**TINY_PROFILE, "kinds": ["shallow"]},
+            }
+        },
+    )
+    assert load_bench_config(grid).methods == ("dsh", "itq", "lsh")
+    assert load_bench_config(grid, "long").methods == ("dsh",)
+    assert load_bench_config(grid, "shallow").methods == ("itq", "lsh")
+    with pytest.raises(BenchConfigError, match=r"profiles\.bad\.kinds must be a non-empty list"):
+        load_bench_config(grid, "bad")
+
+
+def test_shipped_budget_profile_is_deep_only() -> None:
+    cfg = load_bench_config(REPO / "benchmarks" / "fashion-mnist.yaml", "budget")
+    assert set(cfg.methods) == set(METHODS) - {"composite"}
+    assert cfg.profile.args["trainer.max_epochs"] == 40

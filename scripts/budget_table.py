@@ -26,31 +26,25 @@ from pathlib import Path
 
 import numpy as np
 
+from hashbench.bench.leaderboard import record_profile
 from hashbench.bench.records import load_records
 from hashbench.bench.verdicts import bootstrap_interval, difference
 
 
 def _deep(records: list[dict], benchmark: str, profile: str) -> dict[tuple[str, int, int], dict]:
     """(method, bits, seed) -> the ok deep record of that profile."""
-    out = {}
-    for r in records:
-        bench = r.get("bench") or {}
-        if (
-            r.get("status") == "ok"
-            and r.get("training")
-            and r.get("dataset") == benchmark
-            and (bench.get("profile") or "default") == profile
-        ):
-            out[(r["method"], int(r["bits"]), int(r["seed"]))] = r
-    return out
+    return {
+        (r["method"], int(r["bits"]), int(r["seed"])): r
+        for r in records
+        if r.get("status") == "ok"
+        and r.get("training")
+        and r.get("dataset") == benchmark
+        and record_profile(r) == profile
+    }
 
 
 def _best_val(record: dict) -> float:
     return max(float(v) for v in record["training"]["best_val"].values())
-
-
-def _mean(values: list[float]) -> float:
-    return statistics.mean(values)
 
 
 def rows(short: dict, long: dict, metric: str, n_resamples: int = 1000) -> list[list[str]]:
@@ -67,7 +61,7 @@ def rows(short: dict, long: dict, metric: str, n_resamples: int = 1000) -> list[
             "long": np.stack([np.asarray(r["per_query"][metric], dtype=np.float64) for r in lg]),
         }
         low, high = bootstrap_interval(runs, ["long"], ["short"], n_resamples)
-        vs, vl = _mean([_best_val(r) for r in s]), _mean([_best_val(r) for r in lg])
+        vs, vl = statistics.mean(map(_best_val, s)), statistics.mean(map(_best_val, lg))
         caps = sorted({int(r["training"]["max_epochs"]) for r in s + lg})
 
         def epochs(group: list[dict]) -> str:

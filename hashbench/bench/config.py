@@ -138,9 +138,7 @@ class BenchConfig:
 
     def kind(self, method: str) -> str:
         """``deep`` or ``baseline``."""
-        from hashbench.baselines import BASELINES
-
-        return "baseline" if method in BASELINES else "deep"
+        return method_kind(method)
 
     def grid(self) -> list[tuple[int, int]]:
         """The ``(bits, seed)`` pairs every method runs: ``bits x seeds`` plus the profile's
@@ -335,11 +333,7 @@ def load_bench_config(
         kinds=_kinds(prof["kinds"], f"profiles.{profile}.kinds", path) if "kinds" in prof else None,
     )
     if prof_obj.kinds is not None:
-        from hashbench.baselines import BASELINES
-
-        methods = tuple(
-            m for m in methods if ("baseline" if m in BASELINES else "deep") in prof_obj.kinds
-        )
+        methods = tuple(m for m in methods if method_kind(m) in prof_obj.kinds)
     baselines = _mapping(raw.get("baselines"), "baselines", path)
     index = _mapping(raw.get("index"), "index", path)
     try:
@@ -399,6 +393,13 @@ def missing_data_message(cfg: BenchConfig, reason: str) -> str:
         lines += ["", "Expected layout:", *("  " + line for line in cfg.layout.splitlines())]
     lines += ["", "Nothing was run or written."]
     return "\n".join(lines)
+
+
+def method_kind(method: str) -> str:
+    """``baseline`` for a registered shallow baseline, else ``deep`` (methods and variants)."""
+    from hashbench.baselines import BASELINES
+
+    return "baseline" if method in BASELINES else "deep"
 
 
 def _kinds(value: Any, where: str, path: Path) -> tuple[str, ...]:

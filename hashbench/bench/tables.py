@@ -154,21 +154,21 @@ def _training_line(ok: list[dict]) -> str:
     take the smallest steps), not evidence that a longer budget would help: whether it does is
     measured by training with a doubled cap (the grid's ``budget`` profile).
     """
-    cells = [r for r in ok if isinstance(r.get("training"), dict)]
-    cells = [r for r in cells if "epochs_run" in r["training"] and "max_epochs" in r["training"]]
+    cells = [(r, r["training"]) for r in ok if isinstance(r.get("training"), dict)]
+    cells = [(r, t) for r, t in cells if "epochs_run" in t and "max_epochs" in t]
     if not cells:
         return ""
-    stopped = sum(1 for r in cells if r["training"]["epochs_run"] < r["training"]["max_epochs"])
-    at_cap = [r for r in cells if r["training"]["epochs_run"] >= r["training"]["max_epochs"]]
+    stopped = sum(1 for _, t in cells if t["epochs_run"] < t["max_epochs"])
+    at_cap = [(r, t) for r, t in cells if t["epochs_run"] >= t["max_epochs"]]
     near = [
         r
-        for r in at_cap
-        if r["training"].get("best_epoch") is not None
-        and r["training"]["epochs_run"] - 1 - r["training"]["best_epoch"]
-        < (r["training"].get("early_stopping") or {}).get("patience", 1)
+        for r, t in at_cap
+        if t.get("best_epoch") is not None
+        and t["epochs_run"] - 1 - t["best_epoch"]
+        < (t.get("early_stopping") or {}).get("patience", 1)
     ]
     annealed = sum(1 for r in near if _schedule(r) == "cosine")
-    caps = sorted({int(r["training"]["max_epochs"]) for r in cells})
+    caps = sorted({int(t["max_epochs"]) for _, t in cells})
     line = (
         f"{len(cells)} deep cells; {stopped} stopped early on held-out `val/mAP`, {len(at_cap)} "
         f"reached the epoch cap ({_join(caps)}), {len(near)} of those with their best validation "

@@ -7,6 +7,7 @@ shared by the tests of this folder: treat its results folder as read-only (copy 
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,16 @@ import yaml
 from hashbench.bench.cli import bench_main
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def load_script(relative: str):
+    """A repository script (``benchmarks/*.py``, ``scripts/*.py``) imported as a module."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 #: Training profile of the tests: one epoch of two batches on the CPU, no logger.
 TINY_PROFILE = {

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_times.py"
+from .conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def bench_times():
-    spec = importlib.util.spec_from_file_location("bench_times", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_times.py")
 
 
 def _record(method, kind, bits, total, train=None, test=None, epochs=None, status="ok", t0="00"):

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "budget_table.py"
+from .conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def budget_table():
-    spec = importlib.util.spec_from_file_location("budget_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/budget_table.py")
 
 
 def _record(method, seed, profile, cap, run, best, val, per_query, stopped=False):

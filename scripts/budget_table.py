@@ -12,6 +12,11 @@ the table gives, as mean over the paired seeds:
   seeds (:func:`hashbench.bench.verdicts.bootstrap_interval`, the leaderboard's claims rule; the
   two sides' seeds are separate runs, so they are resampled independently, not paired).
 
+Only current records are paired: a record whose configuration no longer matches what its profile
+asks for (the bench calls it stale: the method's code or config changed since) is left out and
+listed, so a half-recomputed profile never pairs old runs with new ones (``--all_records`` keeps
+them).
+
 Test figures are reported, never used to choose anything.
 
     .venv/bin/python scripts/budget_table.py                  # default vs budget, mAP@all
@@ -41,6 +46,28 @@ def _deep(records: list[dict], benchmark: str, profile: str) -> dict[tuple[str, 
         and r.get("dataset") == benchmark
         and record_profile(r) == profile
     }
+
+
+def current_hashes(bench: str, profile: str, results: str) -> dict[tuple[str, int, int], str]:
+    """(method, bits, seed) -> the configuration hash the profile's deep cells ask for now."""
+    from hashbench.bench.config import load_bench_config
+    from hashbench.bench.sweep import Sweep
+
+    sweep = Sweep(load_bench_config(bench, profile), results, progress=False)
+    return {
+        (p.cell.method, int(p.cell.bits), int(p.cell.seed)): p.hash
+        for p in sweep.plan(load_data=False)
+        if p.cell.kind == "deep"
+    }
+
+
+def drop_stale(
+    records: dict[tuple[str, int, int], dict], hashes: dict[tuple[str, int, int], str]
+) -> tuple[dict[tuple[str, int, int], dict], list[tuple[str, int, int]]]:
+    """The records whose ``config_hash`` is the one their cell asks for now, and the others' keys
+    (stale, or no longer in the profile's grid)."""
+    keep = {k: r for k, r in records.items() if hashes.get(k) == r.get("config_hash")}
+    return keep, sorted(k for k in records if k not in keep)
 
 
 def _best_val(record: dict) -> float:
@@ -111,12 +138,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--long_profile", default="budget")
     parser.add_argument("--benchmark", default="fashion-mnist")
     parser.add_argument("--metric", default="mAP@all", help="a per-query key of the records")
+    parser.add_argument("--bench", default="benchmarks/fashion-mnist.yaml", help="the grid")
+    parser.add_argument(
+        "--all_records", action="store_true", help="pair stale records too (no freshness check)"
+    )
     args = parser.parse_args(argv)
     for folder in (args.short, args.long):
         if not (Path(folder) / "raw").is_dir():
             parser.error(f"{folder}/raw: no records there (run the profile's bench first)")
     short = _deep(load_records(args.short), args.benchmark, args.short_profile)
     long = _deep(load_records(args.long), args.benchmark, args.long_profile)
+    if not args.all_records:
+        for name, side, folder, profile in (
+            ("short", short, args.short, args.short_profile),
+            ("long", long, args.long, args.long_profile),
+        ):
+            fresh, stale = drop_stale(side, current_hashes(args.bench, profile, folder))
+            side.clear()
+            side.update(fresh)
+            if stale:
+                cells = ", ".join(f"{m} {b} bits s{sd}" for m, b, sd in stale)
+                print(f"left out ({name}, {profile}: stale or not in the grid): {cells}")
     table = rows(short, long, args.metric)
     if not table:
         parser.error(

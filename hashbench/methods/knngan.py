@@ -65,6 +65,9 @@ Interpretation / Resolved (also in ``docs/methods/knngan.md``):
 - Lipschitz constraint of the critic: gradient penalty (weight 10) by default, weight clipping as
   an option (the paper states only a Lipschitz constant).
 - One critic update per batch (``critic_steps``), then one encoder + generator update on eq. 8.
+  Both use the batch's one reconstruction ``I^R = G(b, z)`` (one draw of ``z``; the critic's
+  updates see it detached); WGAN's Algorithm 1 draws fresh noise for the generator update, the
+  same in distribution, one generator forward more per step.
   The encoder uses the project's ``optim`` (Adam by default); the generator and critic use
   ``gan_optim`` (``rmsprop_nesterov``, the paper's eqs. 5-7, by default).
 - Perceptual network ``theta``: frozen ``efficientnet_lite0`` with ImageNet weights (the paper: VGG)
@@ -396,18 +399,30 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
                     p.clamp_(-self.clip_value, self.clip_value)
         return loss.detach()
 
-    def loss_terms(self, r: Tensor, positions: Tensor, real: Tensor | None = None) -> dict:
+    def reconstruct_codes(self, r: Tensor) -> Tensor:
+        """``I^R = G(b, z)`` for the relaxed codes ``r`` (``b`` with a straight-through gradient
+        unless ``straight_through: false``) and fresh binary noise ``z``."""
+        code = straight_through(r) if self.straight_through else binary_codes(r)
+        return self.generator(code, self.noise(r.shape[0]))
+
+    def loss_terms(
+        self,
+        r: Tensor,
+        positions: Tensor,
+        real: Tensor | None = None,
+        fake: Tensor | None = None,
+    ) -> dict:
         """Eq. 8's terms for a batch (``real`` images in ``[0, 1]``); ``loss`` is their weighted sum.
 
         Keys: ``neighbourhood`` (``L_N``), ``quantization`` (``L_H``, when ``lambda1 > 0``), and with
         the GAN (``gan`` and a positive weight) ``fake``, ``mse``, ``perceptual``, ``adversarial``.
+        ``fake`` = ``reconstruct_codes(r)`` (with its graph) when given, else it is drawn here.
         """
         terms = {"neighbourhood": self.knn_loss(h=r, index=positions)}
         if self.lambda1 > 0:
             terms["quantization"] = quantization_loss(r, self.quantization_reduction)
         if self.uses_generator:
-            code = straight_through(r) if self.straight_through else binary_codes(r)
-            fake = self.generator(code, self.noise(r.shape[0]))
+            fake = self.reconstruct_codes(r) if fake is None else fake
             terms["fake"] = fake
             if self.lambda1 > 0:
                 terms["mse"] = pixel_mse(real, fake)
@@ -466,13 +481,13 @@ class KNNGAN(ReconstructionGrids, SecondaryScreening, HashingMethod):
         positions = self.positions(batch["index"])
         r = self(images)
         logs = {}
+        # one reconstruction per batch: the critic's updates see it detached, eq. 8 with its graph
+        # (the generator's parameters do not change in between, so both see the same G(b, z))
+        fake = self.reconstruct_codes(r) if self.uses_generator else None
         if crit is not None:
-            with torch.no_grad():
-                code = binary_codes(r)
-                fake = self.generator(code, self.noise(r.shape[0]))
             for _ in range(self.critic_steps):
-                logs["critic"] = self._critic_step(crit, real, fake)
-        terms = self.loss_terms(r, positions, real)
+                logs["critic"] = self._critic_step(crit, real, fake.detach())
+        terms = self.loss_terms(r, positions, real, fake)
         loss = terms["loss"]
         self._check_finite("training", loss)
         for opt in (enc, gen):

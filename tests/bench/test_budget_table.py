@@ -69,3 +69,14 @@ def test_missing_results_folder_is_a_clear_error(budget_table, tmp_path, capsys)
     with pytest.raises(SystemExit):
         budget_table.main(["--short", str(tmp_path / "nowhere"), "--long", str(tmp_path)])
     assert "no records there" in capsys.readouterr().err
+
+
+def test_stale_records_are_left_out(budget_table) -> None:
+    records = {
+        ("dsh", 32, 0): {"config_hash": "a"},
+        ("dsh", 32, 1): {"config_hash": "old"},  # the method changed since: stale
+        ("dhn", 32, 0): {"config_hash": "c"},  # no longer in the profile's grid
+    }
+    fresh, left_out = budget_table.drop_stale(records, {("dsh", 32, 0): "a", ("dsh", 32, 1): "b"})
+    assert list(fresh) == [("dsh", 32, 0)]
+    assert left_out == [("dhn", 32, 0), ("dsh", 32, 1)]

@@ -306,6 +306,26 @@ def test_one_manual_step_changes_encoder_generator_and_critic(
     assert not any(p.requires_grad for p in model.perceptual.parameters())
 
 
+def test_one_reconstruction_per_step_serves_critic_and_eq_8(
+    fashion_mnist_root: Path, tmp_path: Path
+) -> None:
+    """The generator runs once per training step; the critic's fake batch is eq. 8's ``I^R``."""
+    torch.manual_seed(0)
+    model = KNNGAN(bits=16, k1=4, k2=2, image_shape=(1, 28, 28), **FAST)
+    generated, criticised = [], []
+    model.generator.register_forward_hook(lambda m, i, out: generated.append(out.detach()))
+    model.critic.register_forward_hook(lambda m, i, out: criticised.append(i[0].detach()))
+    _trainer(tmp_path, limit_val_batches=0, limit_train_batches=2).fit(
+        model, datamodule=_dm(fashion_mnist_root)
+    )
+    assert len(generated) == 2  # two steps
+    # per step: critic(real), critic(fake) [+ the penalty's interpolates], then critic(I^R) for L_A
+    fakes = [
+        x for x in criticised if any(x.shape == g.shape and torch.equal(x, g) for g in generated)
+    ]
+    assert len(fakes) == 4  # each step's I^R: once in the critic update, once in L_A
+
+
 def test_nogan_builds_no_gan_and_trains_the_encoder(
     fashion_mnist_root: Path, tmp_path: Path
 ) -> None:

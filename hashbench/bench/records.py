@@ -214,8 +214,10 @@ def versions() -> dict[str, str | None]:
 def git_commit(repo: str | os.PathLike | None = None) -> dict[str, Any]:
     """``{"commit": <git rev-parse HEAD> or "unknown", "dirty": bool | None}``.
 
-    Read-only git calls; ``status`` runs with ``--no-optional-locks`` so it never refreshes the
-    index (no lock taken while others use the repository).
+    ``dirty``: a tracked file outside ``results/`` differs from ``HEAD`` (the records a sweep
+    rewrites are its output, not its code). Read-only git calls; ``status`` runs with
+    ``--no-optional-locks`` so it never refreshes the index (no lock taken while others use the
+    repository).
     """
     cwd = Path(repo) if repo is not None else Path(__file__).resolve().parents[2]
     try:
@@ -225,7 +227,16 @@ def git_commit(repo: str | os.PathLike | None = None) -> dict[str, Any]:
         if commit.returncode != 0:
             return {"commit": "unknown", "dirty": None}
         status = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "--no-optional-locks",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)results",
+            ],
             cwd=cwd,
             capture_output=True,
             text=True,

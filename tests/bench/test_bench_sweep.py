@@ -221,3 +221,24 @@ def testcodes_from_test_pass_equal_a_separate_encoding(
     np.testing.assert_array_equal(np.sort(q.ids), np.sort(dm.split["query"]))
     assert found[2] > 0 and found[3] > 0
     assert codes_from_test_pass(model, timer, n_q + 1, n_db) is None
+
+
+def test_rewritten_records_do_not_make_the_checkout_dirty(tmp_path) -> None:
+    import subprocess
+
+    from hashbench.bench.records import git_commit
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "cell.json.gz").write_text("old")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    assert git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "results" / "cell.json.gz").write_text("new")  # a sweep rewrote a record
+    assert git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path)["dirty"] is True

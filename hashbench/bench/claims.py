@@ -404,7 +404,7 @@ def _method_epochs(records: list[dict]) -> str:
         return "no records"
     if all(r.get("kind") == "baseline" for r in records):
         return "-"
-    run, best, capped = [], [], 0
+    run, best, capped, caps = [], [], 0, set()
     for r in records:
         t = r.get("training") or {}
         n = t.get("epochs_run", (r.get("times") or {}).get("epochs"))
@@ -413,6 +413,8 @@ def _method_epochs(records: list[dict]) -> str:
         if isinstance(t.get("best_epoch"), int | float):
             best.append(float(t["best_epoch"]))
         cap = t.get("max_epochs")
+        if isinstance(cap, int | float):
+            caps.add(int(cap))
         if (
             isinstance(n, int | float)
             and isinstance(cap, int | float)
@@ -422,7 +424,9 @@ def _method_epochs(records: list[dict]) -> str:
             capped += 1
     text = f"{_number(sum(run) / len(run)) if run else '?'}"
     text += f" / {_number(sum(best) / len(best)) if best else '?'}"
-    return text + (f" (at cap {capped}/{len(records)})" if capped else "")
+    notes = [f"cap {'/'.join(str(c) for c in sorted(caps))}"] if caps else []
+    notes += [f"at cap {capped}/{len(records)}"] if capped else []
+    return text + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _inputs(record: dict) -> str:
@@ -490,7 +494,8 @@ RULE = [
     f"- {QUERIES_ONLY} a side has one seed at that length: the interval covers query sampling "
     "only, not the spread over seeds.",
     "- Epochs: per deep method, the mean epochs run / mean best epoch (validation mAP) over its "
-    'runs at those lengths, "at cap" the runs that reached the epoch cap without stopping early; '
+    'runs at those lengths, "cap" its epoch cap, "at cap" the runs that reached it without '
+    "stopping early; "
     "`-` for the shallow baselines. Inputs: what each side rests on (backbone and its weights, the "
     "baselines' features, generated tags, reduced settings), where it may differ from the paper.",
 ]

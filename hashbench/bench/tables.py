@@ -144,6 +144,18 @@ def _schedule(record: dict) -> str | None:
     return optim.get("schedule")
 
 
+def _caps(cells: list[tuple[dict, dict]]) -> str:
+    """The epoch caps: ``20``, or with per-method caps the most common one first, then the others
+    with their methods (``20; 40: knngan, knngan_nogan``)."""
+    methods: dict[int, set[str]] = defaultdict(set)
+    count: dict[int, int] = defaultdict(int)
+    for r, t in cells:
+        methods[int(t["max_epochs"])].add(str(r.get("method")))
+        count[int(t["max_epochs"])] += 1
+    first, *others = sorted(count, key=lambda c: (-count[c], c))
+    return "; ".join([str(first), *(f"{c}: {_join(methods[c])}" for c in sorted(others))])
+
+
 def _training_line(ok: list[dict]) -> str:
     """How many deep cells stopped early, reached the epoch cap, and had their best validation
     epoch near the cap; and how many of those anneal the learning rate to 0 at the cap.
@@ -168,10 +180,9 @@ def _training_line(ok: list[dict]) -> str:
         < (t.get("early_stopping") or {}).get("patience", 1)
     ]
     annealed = sum(1 for r in near if _schedule(r) == "cosine")
-    caps = sorted({int(t["max_epochs"]) for _, t in cells})
     line = (
         f"{len(cells)} deep cells; {stopped} stopped early on held-out `val/mAP`, {len(at_cap)} "
-        f"reached the epoch cap ({_join(caps)}), {len(near)} of those with their best validation "
+        f"reached the epoch cap ({_caps(cells)}), {len(near)} of those with their best validation "
         "epoch within the early-stopping patience of the cap"
     )
     if annealed:

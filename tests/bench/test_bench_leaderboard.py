@@ -201,3 +201,16 @@ def test_header_states_which_seeds_ran_at_which_lengths() -> None:
     assert "- Cells: seed 0 at 8/16/32 bits; seeds 1, 2 at 16 bits (lengths with one seed" in md
     one = render_markdown([_record("itq", 8, 0, 0.5), _record("itq", 8, 1, 0.5)], figures=False)
     assert "- Cells: seeds 0, 1 at 8 bits." in one
+
+
+def test_training_line_names_per_method_caps() -> None:
+    def deep(method: str, seed: int, cap: int) -> dict:
+        r = _record(method, 32, seed, 0.8, kind="deep")
+        r["training"] = {"epochs_run": cap, "best_epoch": cap - 1, "max_epochs": cap}
+        return r
+
+    records = [deep("dsh", 0, 20), deep("dsh", 1, 20), deep("dhn", 0, 20), deep("knngan", 0, 40)]
+    records += [deep("knngan_nogan", 0, 40), deep("pcaegan", 0, 30)]
+    md = render_markdown(records, False)
+    # the most common cap first, then the others with the methods that have them
+    assert "6 reached the epoch cap (20; 30: pcaegan; 40: knngan, knngan_nogan)" in md

@@ -208,7 +208,7 @@ def test_epochs_and_inputs_of_both_sides() -> None:
         ok += _shifted("c", b, -0.1, kind="baseline", config={"features": "pixels"})
     (row,) = _rows(ok, Claim("p", "a beats b, c", ("a",), ("b", "c"), bits=(16, 32)))
     # a: epochs 10, 11, 12 (mean 11), best 7, 8, 9 (mean 8); the third run reached the cap
-    assert row["epochs A (run / best)"] == "a 11 / 8 (at cap 2/6)"
+    assert row["epochs A (run / best)"] == "a 11 / 8 (cap 12, at cap 2/6)"
     assert row["epochs B (run / best)"] == "b/c -"
     assert row["inputs"] == (
         "small_cnn (random init), tags: synthetic (label-derived): a; pixels: b, c"

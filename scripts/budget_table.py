@@ -94,7 +94,11 @@ def rows(short: dict, long: dict, metric: str, n_resamples: int = 1000) -> list[
         def epochs(group: list[dict]) -> str:
             run = "/".join(str(r["training"]["epochs_run"]) for r in group)
             best = "/".join(str(int(r["training"]["best_epoch"]) + 1) for r in group)
-            stopped = sum(bool(r["training"]["stopped_early"]) for r in group)
+            # ended before the cap (the record's ``stopped_early`` is also set when the rule fires
+            # in the last epoch)
+            stopped = sum(
+                int(r["training"]["epochs_run"]) < int(r["training"]["max_epochs"]) for r in group
+            )
             return f"{run} ({best}){' ' + str(stopped) + ' stopped' if stopped else ''}"
 
         out.append(

@@ -415,12 +415,9 @@ def _method_epochs(records: list[dict]) -> str:
         cap = t.get("max_epochs")
         if isinstance(cap, int | float):
             caps.add(int(cap))
-        if (
-            isinstance(n, int | float)
-            and isinstance(cap, int | float)
-            and n >= cap
-            and not t.get("stopped_early")
-        ):
+        # from the epochs run, not the record's ``stopped_early``: the rule may fire in the last
+        # epoch, and then the run still reached the cap
+        if isinstance(n, int | float) and isinstance(cap, int | float) and n >= cap:
             capped += 1
     text = f"{_number(sum(run) / len(run)) if run else '?'}"
     text += f" / {_number(sum(best) / len(best)) if best else '?'}"

@@ -111,7 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "--progress", True, "progress bars (cells; Lightning's epoch bar)")
     _flag(p, "--leaderboard", True, "write the leaderboard after the sweep")
     _flag(p, "--figures", True, "draw the figures with the leaderboard")
-    _flag(p, "--leaderboard_only", False, "only regenerate the leaderboard from <results>/raw")
+    _flag(
+        p,
+        "--leaderboard_only",
+        False,
+        "only regenerate the leaderboard from <results>/raw (with --config: the profile's folder)",
+    )
     _flag(p, "--rerun", False, "recompute the selected cells even when recorded and current")
     _flag(p, "--keep_checkpoints", False, "keep deep cells' checkpoint files")
     _flag(p, "--retry_failed", True, "run cells recorded as failed again")
@@ -153,7 +158,16 @@ def bench_main(argv: list[str]) -> int:
     """Entry point of ``hashbench bench`` (``argv`` without the subcommand); returns the exit code."""
     args = build_parser().parse_args(argv)
     if args.leaderboard_only:
-        return _write_leaderboard(args.results or "results", args.figures)
+        from hashbench.bench.config import BenchConfigError, load_bench_config
+
+        results = args.results
+        if results is None and args.config:  # the profile's own folder (quick, budget, ...)
+            try:
+                results = load_bench_config(args.config, args.profile).profile.results
+            except BenchConfigError as e:
+                print(f"hashbench bench: {e}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+        return _write_leaderboard(results or "results", args.figures)
     if not args.config:
         print(
             "hashbench bench: give the grid, e.g. --config benchmarks/fashion-mnist.yaml "

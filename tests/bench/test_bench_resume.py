@@ -235,3 +235,23 @@ def test_records_are_written_atomically(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == [path.name]
     assert re.fullmatch(r"[0-9a-f]{16}", rec.config_hash({"a": [1, 2]}))
     assert rec.config_hash({"a": 1, "b": 2}) == rec.config_hash({"b": 2, "a": 1})
+
+
+def test_leaderboard_only_writes_the_profile_folder(monkeypatch) -> None:
+    """``--leaderboard_only`` with ``--config``/``--profile`` regenerates that profile's table."""
+    from hashbench.bench import cli
+
+    grid = str(Path(__file__).resolve().parents[2] / "benchmarks" / "fashion-mnist.yaml")
+    written = []
+    monkeypatch.setattr(
+        cli, "_write_leaderboard", lambda results, figures: written.append(results) or 0
+    )
+    for argv in (
+        ["--config", grid, "--profile", "budget"],
+        ["--config", grid, "--profile", "quick"],
+        ["--config", grid],
+        ["--config", grid, "--profile", "budget", "--results", "elsewhere"],
+        [],
+    ):
+        assert cli.bench_main([*argv, "--leaderboard_only", "true"]) == 0
+    assert written == ["results/budget", "results/quick", "results", "elsewhere", "results"]

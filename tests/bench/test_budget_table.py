@@ -36,7 +36,8 @@ def test_rows_pair_cells_and_give_the_differences(budget_table) -> None:
         _record("dsh", 0, "default", 20, 20, 18, 0.80, [0.5, 0.7, 0.9]),
         _record("dsh", 1, "default", 20, 20, 19, 0.84, [0.6, 0.6, 0.9]),
         _record("dsh", 0, "budget", 40, 33, 22, 0.86, [0.6, 0.7, 0.9], stopped=True),
-        _record("dsh", 1, "budget", 40, 40, 37, 0.88, [0.6, 0.8, 0.9]),
+        # the rule fired in the last epoch: the run still reached the cap, not "stopped"
+        _record("dsh", 1, "budget", 40, 40, 37, 0.88, [0.6, 0.8, 0.9], stopped=True),
         _record("dsh", 2, "budget", 40, 40, 39, 0.99, [1.0, 1.0, 1.0]),  # no default partner
         _record("dhn", 0, "default", 20, 20, 10, 0.50, [0.1, 0.1, 0.1]),  # no budget partner
     ]

@@ -175,9 +175,10 @@ def training_summary(trainer, history) -> dict:
             "patience": stopper.patience,
             "min_delta": abs(stopper.min_delta),
         },
+        # ended before the cap: EarlyStopping's own ``stopped_epoch`` is also set when the rule
+        # fires in the last epoch, and a checkpoint restore resets it
         "stopped_early": bool(
-            stopper is not None
-            and (stopper.stopped_epoch > 0 or int(trainer.current_epoch) < trainer.max_epochs)
+            stopper is not None and int(trainer.current_epoch) < trainer.max_epochs
         ),
         "best_epoch": None if best is None else int(best["epoch"]),
         "best_val": None if best is None else {k: v for k, v in best.items() if k != "epoch"},

@@ -122,3 +122,5 @@ def test_training_summary_sees_an_early_stop_after_the_checkpoint_restore() -> N
     assert training_summary(trainer(18), history)["stopped_early"] is True
     assert training_summary(trainer(20), history)["stopped_early"] is False
     assert training_summary(trainer(18), history)["best_epoch"] == 12
+    stopper.stopped_epoch = 19  # the rule fired in the last epoch: the run still reached its cap
+    assert training_summary(trainer(20), history)["stopped_early"] is False

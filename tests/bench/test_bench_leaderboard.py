@@ -214,3 +214,22 @@ def test_training_line_names_per_method_caps() -> None:
     md = render_markdown(records, False)
     # the most common cap first, then the others with the methods that have them
     assert "6 reached the epoch cap (20; 30: pcaegan; 40: knngan, knngan_nogan)" in md
+
+
+def test_claims_of_another_profile_say_they_are_not_the_verdicts() -> None:
+    from hashbench.bench.claims import Claim
+
+    def at(record: dict, profile: str) -> dict:
+        return {**record, "bench": {"profile": profile}}
+
+    records = [
+        at(_record(m, 16, 0, v), p)
+        for p in ("default", "budget")
+        for m, v in (("itq", 0.5), ("lsh", 0.3))
+    ]
+    claim = Claim("p", "itq beats lsh", ("itq",), ("lsh",), bits=(16,))
+    md = render_markdown(records, figures=False, claims_file=[claim])
+    default, budget = md.split("## toy, profile `budget`")
+    assert "### Claims" in default and "### Claims" in budget
+    assert "records only" not in default
+    assert "Judged on the `budget` profile's records only" in budget

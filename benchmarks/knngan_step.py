@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -46,20 +45,15 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from hashbench import training
+from hashbench.bench.records import git_commit
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _commit() -> str:
-    """``HEAD``'s short hash, with `` + uncommitted changes`` when the package or configs differ."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(REPO), *args], capture_output=True, text=True
-        ).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "hashbench", "configs")
-    return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else "")
+    """``HEAD``'s short hash, with `` + uncommitted changes`` as the bench records say dirty."""
+    git = git_commit(REPO)
+    return git["commit"][:7] + (" + uncommitted changes" if git["dirty"] else "")
 
 
 class EpochTimer(Callback):
@@ -125,8 +119,11 @@ def _train(key: str, bits: int, overrides: dict, prefill: bool) -> EpochTimer:
 
 def time_method(key: str, batches: int, bits: int, overrides: dict) -> EpochTimer:
     """2 epochs of ``batches`` training batches each, no validation."""
-    fixed = {"trainer.max_epochs": 2, "trainer.limit_train_batches": batches}
-    fixed["trainer.limit_val_batches"] = 0
+    fixed = {
+        "trainer.max_epochs": 2,
+        "trainer.limit_train_batches": batches,
+        "trainer.limit_val_batches": 0,
+    }
     prefill = overrides.get("model.init_args.cache_perceptual") is True
     return _train(key, bits, {**fixed, **overrides}, prefill)
 

@@ -124,12 +124,12 @@ def main() -> None:
     parser.add_argument("--cases", default="map_all_16,map_all_64")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    from hashbench.bench.records import git_commit
     from hashbench.retrieval.metrics import mean_average_precision
 
     ms = _metric_speed()
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    git = git_commit(REPO)
+    commit = git["commit"][:7] + (" + uncommitted changes" if git["dirty"] else "")
     print(f"commit {commit}; one thread; CPU seconds (time.process_time), {args.repeat} repeats\n")
     print(
         "| case | implementation | min s | median s | CalcTopMap port / this (min) | mAP | load |"

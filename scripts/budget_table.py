@@ -1,7 +1,8 @@
 """Is the default profile's epoch cap enough? Compare two profiles' records of the same cells.
 
-The ``budget`` profile of ``benchmarks/fashion-mnist.yaml`` trains every deep method at 32 bits,
-seeds 0 and 1, with twice the default cap and twice the patience (``configs/trainer/budget.yaml``);
+The ``budget`` profile of ``benchmarks/fashion-mnist.yaml`` trains every deep method at 32 bits
+seeds 0 and 1 and at 16 and 64 bits seed 0, with twice the default cap and twice the patience
+(``configs/trainer/budget.yaml``);
 the default profile's records of the same (method, bits, seed) cells are the other side. Per method
 the table gives, as mean over the paired seeds:
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from hashbench.bench.leaderboard import record_profile
 from hashbench.bench.records import load_records
+from hashbench.bench.tables import reached_cap
 from hashbench.bench.verdicts import bootstrap_interval, difference
 
 
@@ -48,25 +50,25 @@ def _deep(records: list[dict], benchmark: str, profile: str) -> dict[tuple[str, 
     }
 
 
-def current_hashes(bench: str, profile: str, results: str) -> dict[tuple[str, int, int], str]:
-    """(method, bits, seed) -> the configuration hash the profile's deep cells ask for now."""
+def current_cells(bench: str, profile: str, results: str) -> set[tuple[str, int, int]]:
+    """The profile's deep cells whose record is current: the sweep's own plan would skip them."""
     from hashbench.bench.config import load_bench_config
     from hashbench.bench.sweep import Sweep
 
     sweep = Sweep(load_bench_config(bench, profile), results, progress=False)
     return {
-        (p.cell.method, int(p.cell.bits), int(p.cell.seed)): p.hash
+        (p.cell.method, int(p.cell.bits), int(p.cell.seed))
         for p in sweep.plan(load_data=False)
-        if p.cell.kind == "deep"
+        if p.cell.kind == "deep" and p.action == "skip"
     }
 
 
 def drop_stale(
-    records: dict[tuple[str, int, int], dict], hashes: dict[tuple[str, int, int], str]
+    records: dict[tuple[str, int, int], dict], current: set[tuple[str, int, int]]
 ) -> tuple[dict[tuple[str, int, int], dict], list[tuple[str, int, int]]]:
-    """The records whose ``config_hash`` is the one their cell asks for now, and the others' keys
-    (stale, or no longer in the profile's grid)."""
-    keep = {k: r for k, r in records.items() if hashes.get(k) == r.get("config_hash")}
+    """The records of ``current`` cells, and the others' keys (stale, or no longer in the
+    profile's grid)."""
+    keep = {k: r for k, r in records.items() if k in current}
     return keep, sorted(k for k in records if k not in keep)
 
 
@@ -94,11 +96,7 @@ def rows(short: dict, long: dict, metric: str, n_resamples: int = 1000) -> list[
         def epochs(group: list[dict]) -> str:
             run = "/".join(str(r["training"]["epochs_run"]) for r in group)
             best = "/".join(str(int(r["training"]["best_epoch"]) + 1) for r in group)
-            # ended before the cap (the record's ``stopped_early`` is also set when the rule fires
-            # in the last epoch)
-            stopped = sum(
-                int(r["training"]["epochs_run"]) < int(r["training"]["max_epochs"]) for r in group
-            )
+            stopped = sum(not reached_cap(r["training"]) for r in group)
             return f"{run} ({best}){' ' + str(stopped) + ' stopped' if stopped else ''}"
 
         out.append(
@@ -157,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
             ("short", short, args.short, args.short_profile),
             ("long", long, args.long, args.long_profile),
         ):
-            fresh, stale = drop_stale(side, current_hashes(args.bench, profile, folder))
+            fresh, stale = drop_stale(side, current_cells(args.bench, profile, folder))
             side.clear()
             side.update(fresh)
             if stale:

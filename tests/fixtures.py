@@ -408,6 +408,17 @@ def make_svhn(
 REPO = Path(__file__).resolve().parents[1]
 
 
+def load_script(relative: str):
+    """A repository script (``benchmarks/*.py``, ``scripts/*.py``) imported as a module."""
+    import importlib.util
+
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def fixture_data_args(root: Path) -> list[str]:
     """`hashbench` flags selecting the tiny Fashion-MNIST fixture at ``root`` (protocol ``tiny``)."""
     return [

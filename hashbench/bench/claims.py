@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hashbench.bench.plots import map_key
-from hashbench.bench.tables import _signed, _table
+from hashbench.bench.tables import _signed, _table, reached_cap
 from hashbench.bench.verdicts import LengthVerdict, judge_claim, judge_length
 
 
@@ -412,13 +412,9 @@ def _method_epochs(records: list[dict]) -> str:
             run.append(float(n))
         if isinstance(t.get("best_epoch"), int | float):
             best.append(float(t["best_epoch"]))
-        cap = t.get("max_epochs")
-        if isinstance(cap, int | float):
-            caps.add(int(cap))
-        # from the epochs run, not the record's ``stopped_early``: the rule may fire in the last
-        # epoch, and then the run still reached the cap
-        if isinstance(n, int | float) and isinstance(cap, int | float) and n >= cap:
-            capped += 1
+        if isinstance(t.get("max_epochs"), int | float):
+            caps.add(int(t["max_epochs"]))
+            capped += isinstance(n, int | float) and reached_cap({**t, "epochs_run": n})
     text = f"{_number(sum(run) / len(run)) if run else '?'}"
     text += f" / {_number(sum(best) / len(best)) if best else '?'}"
     notes = [f"cap {'/'.join(str(c) for c in sorted(caps))}"] if caps else []
@@ -498,8 +494,9 @@ RULE = [
 ]
 
 
-def claims_section(ok: list[dict], claims: Sequence[Claim]) -> list[str]:
-    """The ``### Claims`` lines of one benchmark's ok records (nothing when there is no claim)."""
+def claims_section(ok: list[dict], claims: Sequence[Claim], note: str = "") -> list[str]:
+    """The ``### Claims`` lines of one benchmark's ok records (nothing when there is no claim);
+    ``note``, when given, is a paragraph under the heading."""
     if not claims:
         return []
     per_query = _PerQuery(ok)
@@ -522,4 +519,4 @@ def claims_section(ok: list[dict], claims: Sequence[Claim]) -> list[str]:
         )
     header = ["source", "claim", "metric", "methods", "per code length", "verdict"]
     header += ["epochs A (run / best)", "epochs B (run / best)", "inputs"]
-    return ["", "### Claims", "", *RULE, "", *_table(header, rows)]
+    return ["", "### Claims", "", *([note, ""] if note else []), *RULE, "", *_table(header, rows)]

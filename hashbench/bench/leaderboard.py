@@ -106,15 +106,14 @@ def render_markdown(
             lines += _tables(ok)
             lines += _costs(ok)
             lines += _compute_by_method(ok + failed)
-            section = claims_section(ok, claims)
-            if section and profile != DEFAULT_PROFILE:  # e.g. the budget check's subset of cells
-                section[3:3] = [
-                    f"Judged on the `{profile}` profile's records only (its cells, seeds and "
-                    "training), as a by-product of the tables above; the claim verdicts of the "
-                    f"benchmark are the `{DEFAULT_PROFILE}` profile's.",
-                    "",
-                ]
-            lines += section
+            note = (  # e.g. the budget check's subset of cells
+                f"Judged on the `{profile}` profile's records only (its cells, seeds and "
+                "training), as a by-product of the tables above; the claim verdicts of the "
+                f"benchmark are the `{DEFAULT_PROFILE}` profile's."
+                if profile != DEFAULT_PROFILE
+                else ""
+            )
+            lines += claims_section(ok, claims, note)
         if profile == _figure_profile(records, dataset) and planned.get(dataset):
             lines += ["", "### Figures", ""]
             for fig in planned[dataset]:

@@ -144,6 +144,12 @@ def _schedule(record: dict) -> str | None:
     return optim.get("schedule")
 
 
+def reached_cap(training: dict) -> bool:
+    """Whether a deep run trained up to its epoch cap, from its epochs run (records of earlier
+    sweeps also say ``stopped_early`` when the rule fired in the last epoch)."""
+    return int(training["epochs_run"]) >= int(training["max_epochs"])
+
+
 def _caps(cells: list[tuple[dict, dict]]) -> str:
     """The epoch caps: ``20``, or with per-method caps the most common one first, then the others
     with their methods (``20; 40: knngan, knngan_nogan``)."""
@@ -170,8 +176,8 @@ def _training_line(ok: list[dict]) -> str:
     cells = [(r, t) for r, t in cells if "epochs_run" in t and "max_epochs" in t]
     if not cells:
         return ""
-    stopped = sum(1 for _, t in cells if t["epochs_run"] < t["max_epochs"])
-    at_cap = [(r, t) for r, t in cells if t["epochs_run"] >= t["max_epochs"]]
+    at_cap = [(r, t) for r, t in cells if reached_cap(t)]
+    stopped = len(cells) - len(at_cap)
     near = [
         r
         for r, t in at_cap

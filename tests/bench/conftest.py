@@ -7,7 +7,6 @@ shared by the tests of this folder: treat its results folder as read-only (copy 
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +15,9 @@ import pytest
 import yaml
 
 from hashbench.bench.cli import bench_main
+from tests.fixtures import load_script  # noqa: F401 - the bench tests import it from here
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def load_script(relative: str):
-    """A repository script (``benchmarks/*.py``, ``scripts/*.py``) imported as a module."""
-    path = REPO / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 #: Training profile of the tests: one epoch of two batches on the CPU, no logger.

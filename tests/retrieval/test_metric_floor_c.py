@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -10,16 +9,13 @@ import numpy as np
 import pytest
 
 from hashbench.retrieval.metrics import mean_average_precision
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "metric_floor_c.py"
+from tests.fixtures import load_script
 
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no cc")
 @pytest.mark.parametrize("n_bytes", [2, 8, 9])  # 16, 64 and 72 bits (padded to whole words)
 def test_compiled_kernel_equals_the_engine(n_bytes: int, tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("metric_floor_c", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmarks/metric_floor_c.py")
     fn = module.build_kernel(tmp_path)
     rng = np.random.default_rng(n_bytes)
     qc = rng.integers(0, 256, (17, n_bytes), dtype=np.uint8)

@@ -11,7 +11,12 @@ Implementations, each timed on the same synthetic, seeded data:
   the table's "evaluate / mAP" column is the cost of all those metrics at once over mAP alone
   (same tie rule); ``hashbench-t2`` / ``evaluate-t2``: the same with the engine's query chunks on
   2 threads (``evaluate(..., threads=2)``, BLAS still at ``--threads``) - the multi-threaded
-  option; the single-thread rows are the headline;
+  option; the single-thread rows are the headline. These rows use the engine as installed (the
+  compiled kernels when numba imports; the "engine" column says which); the ``-numpy`` rows force
+  the numpy engine (``HASHBENCH_METRICS_BACKEND=numpy``) in the same run. Each hashbench worker
+  first runs the same call on 2 queries x 64 items, untimed, so the table times the computation,
+  not numba's import and kernel compilation or cache load; that first call is reported apart
+  ("first call s": cache load, or compilation on a cold cache);
 - ``calctopmap``: a port of the algorithm of ``CalcTopMap`` in DeepHash-pytorch, written here from
   its description: per query, Hamming distances from the +-1 codes by an inner product, relevance
   from the label inner product, a full ``argsort``, take the top ``k``, precision at each relevant
@@ -59,17 +64,24 @@ IMPLS = (
     "hashbench-expected",
     "evaluate",
     "evaluate-expected",
+    "hashbench-numpy",
+    "hashbench-expected-numpy",
+    "evaluate-numpy",
+    "evaluate-expected-numpy",
     "calctopmap",
     "torchmetrics",
     "hashbench-t2",
     "evaluate-t2",
 )
-#: ``evaluate`` rows are compared with mAP alone under the same tie rule
+#: ``evaluate`` rows are compared with mAP alone under the same tie rule and engine
 EVALUATE_BASE = {
     "evaluate": "hashbench",
     "evaluate-expected": "hashbench-expected",
+    "evaluate-numpy": "hashbench-numpy",
+    "evaluate-expected-numpy": "hashbench-expected-numpy",
     "evaluate-t2": "hashbench-t2",
 }
+NUMPY_SUFFIX = "-numpy"
 #: the ``-t2`` rows: the engine's own query-chunk threads (``evaluate(..., threads=2)``); BLAS stays
 #: at ``--threads``
 ENGINE_THREADS = 2
@@ -159,35 +171,24 @@ def worker(case: str, impl: str) -> dict:
 
     data = np.load(os.environ["HASHBENCH_METRIC_DATA"])
     qc, dc, ql, dl = (np.ascontiguousarray(data[n]) for n in ("qc", "dc", "ql", "dl"))
-    k = CASES[case][5]
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if impl == "torchmetrics":
         import torch
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    from hashbench.retrieval import metrics
-    from hashbench.retrieval.evaluation import metric_groups
+    from hashbench.retrieval.metric_engine import BACKEND_ENV, load_kernels
 
+    if impl.endswith(NUMPY_SUFFIX):
+        os.environ[BACKEND_ENV] = "numpy"
+    engine = "numba" if load_kernels() is not None else "numpy"
+    compute = hashbench_call(case, impl.removesuffix(NUMPY_SUFFIX))
+    first = None
+    if impl not in ("calctopmap", "torchmetrics"):
+        t0 = time.perf_counter()
+        compute(qc[:2], dc[:64], ql[:2], dl[:64])
+        first = time.perf_counter() - t0
     start, cpu_start = time.perf_counter(), time.process_time()
-    if impl == "hashbench":
-        value = metrics.mean_average_precision(qc, dc, ql, dl, k=k)
-    elif impl == "hashbench-t2":
-        out = metrics.evaluate(qc, dc, ql, dl, k=k, metrics=("mAP",), threads=ENGINE_THREADS)
-        value = out[f"mAP@{'all' if k is None else k}"]
-    elif impl == "hashbench-expected":
-        value = metrics.mean_average_precision(qc, dc, ql, dl, k=k, ties="expected")
-    elif impl in EVALUATE_BASE:
-        groups = metric_groups(bool(CASES[case][4]))
-        ties = "expected" if impl == "evaluate-expected" else "index"
-        threads = ENGINE_THREADS if impl.endswith("-t2") else 1
-        out = metrics.evaluate(qc, dc, ql, dl, k=k, metrics=groups, ties=ties, threads=threads)
-        value = out[f"mAP@{'all' if k is None else k}"]
-    elif impl == "calctopmap":
-        value = calctopmap_port(qc, dc, ql, dl, k)
-    elif impl == "torchmetrics":
-        value = torchmetrics_map(qc, dc, ql, dl, k)
-    else:
-        raise ValueError(f"unknown implementation {impl!r}")
+    value = compute(qc, dc, ql, dl)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
@@ -203,12 +204,45 @@ def worker(case: str, impl: str) -> dict:
     return {
         "seconds": seconds,
         "cpu": cpu,
+        "first": first,
+        "engine": engine if first is not None else "-",
         "value": float(value),
         "rss_data_mb": rss_data / 1024,
         "peak_rss_mb": peak / 1024,
         "blas": pools,
         "dtype": str(np.asarray(qc).dtype),
     }
+
+
+def hashbench_call(case: str, impl: str):
+    """``f(qc, dc, ql, dl) -> mAP`` of implementation ``impl`` (without the ``-numpy`` suffix)."""
+    from hashbench.retrieval import metrics
+    from hashbench.retrieval.evaluation import metric_groups
+
+    k = CASES[case][5]
+    key = f"mAP@{'all' if k is None else k}"
+    if impl == "hashbench":
+        return lambda qc, dc, ql, dl: metrics.mean_average_precision(qc, dc, ql, dl, k=k)
+    if impl == "hashbench-expected":
+        return lambda qc, dc, ql, dl: metrics.mean_average_precision(
+            qc, dc, ql, dl, k=k, ties="expected"
+        )
+    if impl == "hashbench-t2":
+        return lambda qc, dc, ql, dl: metrics.evaluate(
+            qc, dc, ql, dl, k=k, metrics=("mAP",), threads=ENGINE_THREADS
+        )[key]
+    if impl in EVALUATE_BASE:
+        groups = metric_groups(bool(CASES[case][4]))
+        ties = "expected" if impl == "evaluate-expected" else "index"
+        threads = ENGINE_THREADS if impl.endswith("-t2") else 1
+        return lambda qc, dc, ql, dl: metrics.evaluate(
+            qc, dc, ql, dl, k=k, metrics=groups, ties=ties, threads=threads
+        )[key]
+    if impl == "calctopmap":
+        return lambda qc, dc, ql, dl: calctopmap_port(qc, dc, ql, dl, k)
+    if impl == "torchmetrics":
+        return lambda qc, dc, ql, dl: torchmetrics_map(qc, dc, ql, dl, k)
+    raise ValueError(f"unknown implementation {impl!r}")
 
 
 def run_worker(case: str, impl: str, threads: int, data: Path) -> dict:
@@ -274,10 +308,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"commit {commit()}; machine: {machine()}; threads: {args.threads}; ")
     print(f"repeats: {args.repeat} (interleaved), subprocess per run\n")
     print(
-        "| case | implementation | min s | median s | median CPU s | CalcTopMap / this | "
-        "evaluate / mAP | peak RSS MB (data alone) | mAP | load avg (1 min) |"
+        "| case | implementation | engine | min s | median s | median CPU s | CalcTopMap / this | "
+        "evaluate / mAP | first call s | peak RSS MB (data alone) | mAP | load avg (1 min) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     blas: set[str] = set()
     tmp = tempfile.TemporaryDirectory(prefix="metric_speed_")
     for case in cases:
@@ -295,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
         for impl, rs in runs.items():
             good = ok[impl]
             if not good:
-                print(f"| {case} | {impl} | failed: {rs[0].get('error')} | | | | | | | |")
+                print(f"| {case} | {impl} | failed: {rs[0].get('error')} | | | | | | | | | |")
                 continue
             times = [r["seconds"] for r in good]
             ratio = f"{wall['calctopmap'] / wall[impl]:.1f}x" if "calctopmap" in wall else "-"
@@ -306,10 +340,12 @@ def main(argv: list[str] | None = None) -> None:
             peak = max(r["peak_rss_mb"] for r in good)
             data = max(r["rss_data_mb"] for r in good)
             blas.update(good[0]["blas"])
+            firsts = [r["first"] for r in good if r.get("first") is not None]
+            first = f"{statistics.median(firsts):.2f}" if firsts else "-"
             print(
-                f"| {case} | {impl} | {min(times):.3f} | {wall[impl]:.3f} | {cpu[impl]:.3f} | "
-                f"{ratio} | {over} | {peak:.0f} ({data:.0f}) | {good[0]['value']:.4f} | "
-                f"{load:.2f} |",
+                f"| {case} | {impl} | {good[0].get('engine', '-')} | {min(times):.3f} | "
+                f"{wall[impl]:.3f} | {cpu[impl]:.3f} | {ratio} | {over} | {first} | "
+                f"{peak:.0f} ({data:.0f}) | {good[0]['value']:.4f} | {load:.2f} |",
                 flush=True,
             )
     tmp.cleanup()

@@ -19,12 +19,21 @@ Hamming distances are integers in ``[0, b]``, so nothing here needs a comparison
   items are ordered by a stable counting sort on their distance (numpy's radix ``argsort`` of
   ``uint8``/``uint16`` keys, linear time) - over the columns in tie order, so ties fall in shuffle
   order. At ``k = nb`` this is the whole row.
+
+Compiled kernels (:mod:`hashbench.retrieval.kernels`, numba) replace the hottest numpy steps when
+numba imports (:func:`load_kernels`; ``HASHBENCH_METRICS_BACKEND=numpy`` turns them off): the
+distances, the relevance rows, the bucket counts, and - for the ``"index"`` ranking when no group
+needs the ranked columns themselves - the relevant ranks, from one counter per bucket instead of a
+sort. They compute integers and the same divisions, so both engines give identical results.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import cached_property
+from types import ModuleType
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,6 +50,39 @@ FLOAT32_EXACT_COUNTS = 1 << 24
 #: Multi-label relevance ORs one packed bit row per label (:meth:`Labels.mark_relevant`) when the
 #: ``classes x items / 8`` bytes fit in this (0.5 MB for NUS-WIDE's 21 labels x 194k items).
 LABEL_BITS_BYTES = 64 << 20
+
+
+#: Environment variable that picks the engine's loops (:func:`load_kernels`).
+BACKEND_ENV = "HASHBENCH_METRICS_BACKEND"
+#: ``auto``: compiled kernels when numba imports, else numpy; ``numba``: kernels or an error;
+#: ``numpy``: the numpy engine only.
+BACKENDS = ("auto", "numba", "numpy")
+
+
+def load_kernels(backend: str | None = None) -> ModuleType | None:
+    """The compiled kernels (:mod:`hashbench.retrieval.kernels`), or ``None`` for the numpy engine.
+
+    Args:
+        backend: one of :data:`BACKENDS`; ``None`` reads :data:`BACKEND_ENV` (default ``auto``).
+    """
+    if backend is None:
+        backend = os.environ.get(BACKEND_ENV, "").strip() or "auto"
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"{BACKEND_ENV}={backend!r} is not one of {BACKENDS}; unset it for the default (auto)."
+        )
+    if backend == "numpy":
+        return None
+    try:
+        from hashbench.retrieval import kernels
+    except ImportError as err:
+        if backend == "numba":
+            raise ImportError(
+                f"{BACKEND_ENV}=numba but the compiled metric kernels do not import ({err}); "
+                f"install numba (pip install numba) or set {BACKEND_ENV}=auto."
+            ) from err
+        return None
+    return kernels
 
 
 def tie_order(n_db: int, seed: int) -> np.ndarray:
@@ -370,6 +412,39 @@ def bucket_counts(
     return both[:, 0::2] + rcnt, rcnt
 
 
+class Workspace:
+    """Reusable arrays for one thread's chunks, by name, grown on demand.
+
+    A chunk's per-pair arrays (distances, relevance, the kernels' scratch and ranks) are views of
+    these when the chunk is given a workspace, so each new chunk writes to memory that is already
+    mapped: fresh allocations of that size cost about 40,000 page faults per 1,000 x 59,000
+    evaluation (~0.07 s, as much as the kernels' own work). A workspace serves one chunk at a
+    time: the runner (:func:`hashbench.retrieval.metrics._run`) keeps one per thread.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def array(self, name: str, shape: tuple[int, ...], dtype: type | np.dtype) -> np.ndarray:
+        """An uninitialised ``shape`` array of ``dtype``, the same memory as the last request of
+        ``name`` when it fits."""
+        dtype = np.dtype(dtype)
+        size = int(np.prod(shape, dtype=np.int64))
+        buf = self._buffers.get(name)
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = self._buffers[name] = np.empty(max(size, 1), dtype=dtype)
+        return buf[:size].reshape(shape)
+
+
+def _empty(
+    workspace: Workspace | None, name: str, shape: tuple[int, ...], dtype: type | np.dtype
+) -> np.ndarray:
+    """``np.empty(shape, dtype)``, or the workspace's array ``name`` when there is one."""
+    if workspace is None:
+        return np.empty(shape, dtype=dtype)
+    return workspace.array(name, shape, dtype)
+
+
 class Chunk:
     """Quantities for one chunk of queries, computed lazily and shared by the metric groups.
 
@@ -379,9 +454,19 @@ class Chunk:
     indices / their similarity levels are kept).
     """
 
-    def __init__(self, dist: np.ndarray, labels: Labels, rows: slice, n_bits: int):
+    def __init__(
+        self,
+        dist: np.ndarray,
+        labels: Labels,
+        rows: slice,
+        n_bits: int,
+        kernels: ModuleType | None = None,
+        workspace: Workspace | None = None,
+    ):
         self.dist = dist
         self.labels = labels
+        self.kernels = kernels
+        self.workspace = workspace
         self.rows = rows
         self.n_bits = n_bits
         self.n_q, self.n_db = dist.shape
@@ -392,7 +477,15 @@ class Chunk:
 
     @cached_property
     def rel(self) -> np.ndarray:
-        return self.labels.rel(self.rows)
+        """``bool (q, nb)``: shares at least one label."""
+        if self.kernels is None:
+            return self.labels.rel(self.rows)
+        out = _empty(self.workspace, "rel", (self.n_q, self.n_db), np.uint8)
+        if self.labels.single:
+            self.kernels.relevance_classes(self.labels.query[self.rows], self.labels.db, out)
+        else:
+            self.kernels.relevance_words(self.labels.query[self.rows], self.labels.db_t, out)
+        return out.view(bool)
 
     def rel_at(self, i: int, cols: np.ndarray | None) -> np.ndarray:
         """Relevance of query ``i`` of the chunk to the columns ``cols`` (``None``: all)."""
@@ -405,6 +498,11 @@ class Chunk:
     @cached_property
     def counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Per query and distance bucket ``t = 0..b``: items ``cnt`` and relevant items ``rcnt``."""
+        if self.kernels is not None:
+            cnt = np.empty((self.n_q, self.n_buckets), dtype=np.int64)
+            rcnt = np.empty_like(cnt)
+            self.kernels.bucket_counts(self.dist, self.rel.view(np.uint8), cnt, rcnt)
+            return cnt, rcnt
         if "rel" in self.__dict__:
             return bucket_counts(self.dist, self.rel, self.n_buckets)
         word = None if self.labels.single else np.empty(self.n_db, dtype=self.labels.db_t.dtype)
@@ -422,7 +520,13 @@ class Chunk:
         Exact for every quantity at depth ``<= depth[i]``: buckets past the cut hold no item of the
         top ``depth[i]``. The full counts when they are already known.
         """
-        if "counts" in self.__dict__ or all(c is None for c in self.cuts):
+        if "counts" in self.__dict__ or self.kernels is not None:
+            if bool((self.depth >= self.n_db).all()):
+                return self.counts
+            cnt, rcnt = self.counts
+            beyond = np.arange(self.n_buckets) > self.cut_buckets[:, None]
+            return np.where(beyond, 0, cnt), np.where(beyond, 0, rcnt)
+        if all(c is None for c in self.cuts):
             return self.counts
         nbk = self.n_buckets
         cnt = np.zeros((self.n_q, nbk), dtype=np.int64)
@@ -433,6 +537,14 @@ class Chunk:
             cnt[i] = np.bincount(d, minlength=nbk)
             rcnt[i] = np.bincount(d[r], minlength=nbk)
         return cnt, rcnt
+
+    @cached_property
+    def cut_buckets(self) -> np.ndarray:
+        """Per query, the cut bucket of ``depth[i]`` from the counts, ``t_k = min{t : #(d <= t) >=
+        k}`` (``b`` at full depth), ``int64 (q,)``."""
+        cum = np.cumsum(self.counts[0], axis=1)
+        last = self.n_buckets - 1
+        return np.minimum((cum < self.depth[:, None]).sum(axis=1), last).astype(np.int64)
 
     def head_level_sums(self, value_of_level: np.ndarray) -> np.ndarray:
         """Per query and bucket up to the cut: ``sum_{j in bucket} value_of_level[level_j]``
@@ -483,8 +595,9 @@ class Chunk:
         return out
 
     @cached_property
-    def head(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
-        """The head of the ``"index"`` ranking, one query at a time (a row stays in cache).
+    def head(self) -> Head:
+        """The head of the ``"index"`` ranking (:class:`Head`), one query at a time (a row stays
+        in cache).
 
         For each query: the 0-based ranks of its relevant items among the top ``depth[i]``
         (ascending) and the precision at each of them, ``prec[j] = (j + 1) / (rank_j + 1)``, so that
@@ -493,9 +606,14 @@ class Chunk:
         (:attr:`top_levels`) when ``keep_levels`` - relevance is then read from the levels, so the
         label words are gathered once.
         """
+        if self.kernels is not None and not (self.keep_order or self.keep_levels):
+            return self._compiled_head()
         orders: list[np.ndarray] | None = [] if self.keep_order else None
         levels: list[np.ndarray] | None = [] if self.keep_levels else None
-        ranks, precs = [], []
+        size = int(np.minimum(self.depth, self.n_relevant).sum())
+        ranks = _empty(self.workspace, "ranks", (size,), np.int64)
+        precs = _empty(self.workspace, "precs", (size,), np.float64)
+        offsets = np.zeros(self.n_q + 1, dtype=np.int64)
         hits = np.arange(1, self.n_db + 1, dtype=np.float64)
         start = self.rows.start
         for i, cand in enumerate(self.cuts):
@@ -511,13 +629,52 @@ class Chunk:
                 r = sparse_flatnonzero(np.take(self.rel[i], o))
             else:
                 r = np.flatnonzero(self.rel_at(i, o))
-            ranks.append(r)
-            prec = r + 1.0
-            precs.append(np.divide(hits[: r.size], prec, out=prec))
+            a, b = offsets[i], offsets[i] + r.size
+            offsets[i + 1] = b
+            ranks[a:b] = r
+            np.add(r, 1.0, out=precs[a:b])
+            np.divide(hits[: r.size], precs[a:b], out=precs[a:b])
             if orders is not None:
                 orders.append(o)
         self._top_levels = levels
-        return ranks, precs, orders
+        return Head(ranks, precs, offsets, orders)
+
+    def _compiled_head(self) -> Head:
+        """:attr:`head` by :func:`hashbench.retrieval.kernels.relevant_ranks` (no ordering).
+
+        Below full depth the bucket counts come first, so the kernel reads only the buckets up to
+        each query's cut; at full depth its own counters are the counts, kept for later readers.
+        """
+        depth = self.depth.astype(np.int64)
+        last = self.n_buckets - 1
+        if bool((depth >= self.n_db).all()):
+            cut = np.full(self.n_q, last, dtype=np.int64)
+        else:
+            cut = self.cut_buckets
+        size = int(np.minimum(depth, self.n_relevant).sum())
+        ranks = _empty(self.workspace, "ranks", (size,), np.int64)
+        precs = _empty(self.workspace, "precs", (size,), np.float64)
+        scratch = _empty(self.workspace, "rank_scratch", (2, self.n_db + 1), np.int64)
+        offsets = np.empty(self.n_q + 1, dtype=np.int64)
+        cnt = np.empty((self.n_q, self.n_buckets), dtype=np.int64)
+        rcnt = np.empty_like(cnt)
+        self.kernels.relevant_ranks(
+            self.dist,
+            self.rel.view(np.uint8),
+            depth,
+            cut,
+            cnt,
+            rcnt,
+            offsets,
+            ranks,
+            precs,
+            scratch,
+        )
+        if "counts" not in self.__dict__ and bool((cut == last).all()):
+            self.__dict__["counts"] = (cnt, rcnt)
+        self._top_levels = None
+        end = offsets[-1]
+        return Head(ranks[:end], precs[:end], offsets, None)
 
     def top_levels(self, k: int) -> np.ndarray:
         """Similarity levels of the top ``k`` items of every query in rank order, ``(q, k)``."""
@@ -526,33 +683,59 @@ class Chunk:
             return np.stack([lev[:k] for lev in self._top_levels])
         return self.labels.levels_at(self.rows, self.order(k))
 
-    @cached_property
-    def ranked(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
-        """:attr:`head` with running sums: ``cum[j] = sum_{i <= j} (i + 1) / (rank_i + 1)``."""
-        ranks, precs, orders = self.head
-        return ranks, [np.cumsum(p) for p in precs], orders
-
     def ap_numerator(self, h: np.ndarray) -> np.ndarray:
         """``sum_{j < h[i]} (j + 1) / (rank_j + 1)`` per query: the AP numerator of a cutoff that
         holds ``h[i]`` relevant items, ``float64 (q,)``."""
-        precs = self.head[1]
-        return np.array([precs[i][: h[i]].sum() for i in range(self.n_q)], dtype=np.float64)
+        precs, starts = self.head.precs, self.head.offsets[:-1].tolist()
+        # numpy's pairwise .sum() per query, as before the flat layout: results stay bit-identical
+        return np.array(
+            [precs[a : a + int(n)].sum() for a, n in zip(starts, h, strict=True)], dtype=np.float64
+        )
 
     def order(self, k: int) -> np.ndarray:
         """The top ``k`` column indices of every query, ``(q, k)`` (needs ``keep_order``)."""
-        orders = self.head[2]
+        orders = self.head.orders
         if orders is None:
             raise RuntimeError("internal: ranking order requested but keep_order was False")
         return np.stack([o[:k] for o in orders])
 
     def hits_at(self, k: np.ndarray) -> np.ndarray:
         """Relevant items in the top ``k[i]`` of query ``i`` (``"index"`` ranking), ``(q,)``."""
-        ranks = self.head[0]
-        return np.array([np.searchsorted(ranks[i], k[i]) for i in range(self.n_q)], np.int64)
+        head = self.head
+        k = np.asarray(k, dtype=np.int64)
+        if bool((k >= self.depth).all()):  # every kept rank is below depth[i] <= k[i]
+            return np.diff(head.offsets)
+        bounds = head.offsets.tolist()
+        return np.array(
+            [np.searchsorted(head.ranks[bounds[i] : bounds[i + 1]], k[i]) for i in range(self.n_q)],
+            dtype=np.int64,
+        )
 
     def hits_at_each(self, ns: np.ndarray) -> np.ndarray:
         """Relevant items in the top ``n`` for every ``n`` in ``ns``, ``(q, len(ns))``."""
-        return np.stack([np.searchsorted(r, ns) for r in self.head[0]]).astype(np.int64)
+        ranks, bounds = self.head.ranks, self.head.offsets.tolist()
+        rows = [np.searchsorted(ranks[bounds[i] : bounds[i + 1]], ns) for i in range(self.n_q)]
+        return np.stack(rows).astype(np.int64)
+
+
+class Head(NamedTuple):
+    """The head of a chunk's ``"index"`` ranking (:attr:`Chunk.head`), flat over its queries.
+
+    Query ``i`` owns ``ranks[offsets[i]:offsets[i + 1]]`` (the 0-based ranks of its relevant items
+    in the top ``depth[i]``, ascending) and the same span of ``precs``
+    (``(j + 1) / (rank_j + 1)``); ``orders[i]`` is its top ``depth[i]`` columns in rank order, when
+    kept.
+    """
+
+    ranks: np.ndarray
+    precs: np.ndarray
+    offsets: np.ndarray
+    orders: list[np.ndarray] | None
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Query ``i``'s ranks and precisions."""
+        span = slice(self.offsets[i], self.offsets[i + 1])
+        return self.ranks[span], self.precs[span]
 
 
 def bucket_before(cnt: np.ndarray, rcnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -582,6 +765,7 @@ class ChunkSource:
         perm[key] = np.arange(n_db, dtype=np.int64)  # perm[p] = item at position p
         self.labels = Labels(ql, dl)
         self.labels.permute_db(perm)
+        self.kernels = load_kernels()
         self.n_bits = qc.shape[1] * 8
         self.q_words, self.d_words = hamming_words(qc), hamming_words(dc[perm])
         if chunk_size is None:
@@ -590,7 +774,17 @@ class ChunkSource:
             slice(start, start + chunk_size) for start in range(0, qc.shape[0], chunk_size)
         ]
 
-    def chunk(self, rows: slice) -> Chunk:
-        """The chunk of queries ``rows`` (their distances computed now)."""
-        dist = hamming_distances_words(self.q_words[:, rows], self.d_words, self.n_bits)
-        return Chunk(dist, self.labels, rows, self.n_bits)
+    def chunk(self, rows: slice, workspace: Workspace | None = None) -> Chunk:
+        """The chunk of queries ``rows`` (their distances computed now).
+
+        With a ``workspace`` the chunk's large arrays live in it, so the chunk is valid until the
+        next chunk made with the same workspace.
+        """
+        q_words = self.q_words[:, rows]
+        dtype = np.uint8 if self.n_bits <= 255 else np.uint16
+        dist = _empty(workspace, "dist", (q_words.shape[1], self.d_words.shape[1]), dtype)
+        if self.kernels is None:
+            hamming_distances_words(q_words, self.d_words, self.n_bits, out=dist)
+        else:
+            self.kernels.hamming_distances(np.ascontiguousarray(q_words), self.d_words, dist)
+        return Chunk(dist, self.labels, rows, self.n_bits, self.kernels, workspace)

@@ -47,10 +47,16 @@ relevant items, one counting step that every group reads) and the head of the ra
 computed once; label-only quantities (relevant items per query, NDCG's level histogram) once per
 distinct label set. Queries go in chunks (:data:`CHUNK_BYTES`), so memory does not grow with the
 number of queries. This module imports numpy and scipy only (no torch).
+
+Compiled kernels (:mod:`hashbench.retrieval.kernels`, numba; loaded on the first evaluation) do
+the per-pair loops: distances, relevance, bucket counts, and the ``"index"`` ranks of the relevant
+items from one counter per distance bucket (no sort). They give the same floats as the numpy
+engine, which runs where numba is missing or when ``HASHBENCH_METRICS_BACKEND=numpy``.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -58,7 +64,7 @@ import numpy as np
 
 from hashbench.retrieval.evaluation import TIE_RULES
 from hashbench.retrieval.evaluation import TieRule as Ties
-from hashbench.retrieval.metric_engine import CHUNK_BYTES, ChunkSource, tie_order
+from hashbench.retrieval.metric_engine import CHUNK_BYTES, ChunkSource, Workspace, tie_order
 from hashbench.retrieval.metric_groups import (
     AUC,
     MAP,
@@ -148,9 +154,12 @@ def _run(
     keep_levels = any(g.needs_levels for g in groups)
     needs_counts = any(g.needs_counts for g in groups)
     source = ChunkSource(qc, dc, ql, dl, seed, chunk_size)
+    per_thread = threading.local()
 
     def score(rows: slice) -> list[tuple[np.ndarray, ...]]:
-        ch = source.chunk(rows)
+        if not hasattr(per_thread, "workspace"):
+            per_thread.workspace = Workspace()
+        ch = source.chunk(rows, per_thread.workspace)
         if needs_counts:
             _ = ch.counts  # one counting pass shared by every group; the cuts then read it
         depths = [d for d in (g.depth(ch) for g in groups) if d is not None]

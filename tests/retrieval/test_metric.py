@@ -10,6 +10,8 @@ from hashbench.retrieval.codes import pack_bits
 from hashbench.retrieval.metric import HashRetrievalMetric
 from hashbench.retrieval.metrics import evaluate
 
+pytestmark = pytest.mark.usefixtures("metrics_backend")  # numba kernels and numpy engine
+
 
 def make_case(seed, nq=13, nb=70, bits=16, n_classes=4):
     rng = np.random.default_rng(seed)

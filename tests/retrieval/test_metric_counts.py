@@ -18,6 +18,8 @@ from hashbench.retrieval import metric_engine as E
 from hashbench.retrieval.codes import pack_bits
 from hashbench.retrieval.metrics import evaluate
 
+pytestmark = pytest.mark.usefixtures("metrics_backend")  # numba kernels and numpy engine
+
 
 def _case(seed, nq, nb, bits, n_classes=5, multi=True, density=0.3):
     rng = np.random.default_rng(seed)

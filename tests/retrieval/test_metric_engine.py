@@ -14,6 +14,8 @@ from hashbench.retrieval import metric_engine as E
 from hashbench.retrieval.codes import pack_bits
 from hashbench.retrieval.metrics import evaluate, mean_average_precision, precision_recall_at_n
 
+pytestmark = pytest.mark.usefixtures("metrics_backend")  # numba kernels and numpy engine
+
 
 def _case(seed, nq, nb, bits, n_classes=5, multi=True):
     rng = np.random.default_rng(seed)
@@ -61,19 +63,20 @@ def test_ranking_head_is_the_stable_order_of_distance_then_shuffle_position(mult
         ch.keep_order = True
         if with_counts:
             _ = ch.counts  # the cut is then read from the counts rather than searched for
-        ranks, cums, orders = ch.ranked
+        head = ch.head
         for i in range(nq):
+            ranks, precs = head.row(i)
             k = min(int(depths[i]), nb)
             expect = sorted(range(nb), key=lambda j, i=i: (dist[i][j], pos[j]))[:k]
-            assert [int(perm[c]) for c in orders[i]] == expect
+            assert [int(perm[c]) for c in head.orders[i]] == expect
             rel_ranked = [rel[i][j] for j in expect]
-            assert ranks[i].tolist() == [r for r, v in enumerate(rel_ranked) if v]
+            assert ranks.tolist() == [r for r, v in enumerate(rel_ranked) if v]
             prec, hits = [], 0
             for r, v in enumerate(rel_ranked):
                 if v:
                     hits += 1
                     prec.append(hits / (r + 1) + (prec[-1] if prec else 0.0))
-            np.testing.assert_allclose(cums[i], prec, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(np.cumsum(precs), prec, rtol=0, atol=1e-12)
 
 
 def test_counts_and_head_counts_match_loops():
@@ -157,10 +160,11 @@ def test_unpacked_bits_are_rejected_with_the_fix():
     assert 0.0 <= mean_average_precision(qc, dc, ql, dl) <= 1.0  # 2 bytes: never flagged
 
 
-def test_metrics_import_does_not_import_torch():
+def test_metrics_import_does_not_import_torch_or_numba():
     code = (
         "import sys, hashbench.retrieval.metrics, hashbench.retrieval.evaluation; "
-        "assert 'torch' not in sys.modules, 'torch imported'"
+        "assert 'torch' not in sys.modules, 'torch imported'; "
+        "assert 'numba' not in sys.modules, 'numba imported before the first evaluation'"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

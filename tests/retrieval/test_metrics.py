@@ -37,6 +37,8 @@ from hashbench.retrieval.metrics import (
     tie_order,
 )
 
+pytestmark = pytest.mark.usefixtures("metrics_backend")  # numba kernels and numpy engine
+
 # ------------------------------------------------------------------------------------------------
 # Seeded cases
 # ------------------------------------------------------------------------------------------------

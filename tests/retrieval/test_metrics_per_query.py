@@ -11,6 +11,8 @@ import pytest
 
 from hashbench.retrieval.metrics import evaluate
 
+pytestmark = pytest.mark.usefixtures("metrics_backend")  # numba kernels and numpy engine
+
 
 def _hamming(a: np.ndarray, b: np.ndarray) -> int:
     return sum(bin(int(x) ^ int(y)).count("1") for x, y in zip(a, b, strict=True))

@@ -9,6 +9,8 @@ from hashbench.retrieval.codes import encode_real
 from hashbench.retrieval.metrics import mean_average_precision, tie_order
 from hashbench.retrieval.rerank import average_precision, rerank_order, reranked_map
 
+pytestmark = pytest.mark.usefixtures("metrics_backend")  # numba kernels and numpy engine
+
 
 def _data(nq=7, nb=40, bits=16, classes=3, seed=0):
     rng = np.random.default_rng(seed)

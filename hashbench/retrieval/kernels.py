@@ -119,6 +119,48 @@ def bucket_counts(dist, rel, cnt, rcnt):
 
 
 @njit(cache=True, nogil=True)
+def bucket_level_counts(dist, query_words, db_words_t, cut, out):
+    """Per row ``i``, bucket ``t <= cut[i]`` and similarity level ``l`` (shared labels):
+    ``out[i, t, l] = #{j : d_ij = t, |q_i & s_j| = l}`` (zero past the cut).
+
+    NDCG's ``ties="expected"`` reads level sums per bucket, ``sum_l out[i, t, l] v_l``; with
+    integer ``v_l`` those are exact in any summation order.
+
+    Args:
+        dist: ``(q, nb)`` distances.
+        query_words: ``(q, w)`` label bit masks of the rows.
+        db_words_t: ``(w, nb)`` label bit masks of the columns.
+        cut: ``int64 (q,)``, the last bucket read per row.
+        out: ``int64 (q, b + 1, c + 1)``, written.
+    """
+    n_q, nb = dist.shape
+    n_words = query_words.shape[1]
+    inside = np.empty(nb + 1, np.int64)  # one slot past the end for the branch-free write
+    for i in range(n_q):
+        o = out[i]
+        o[:] = 0
+        d_row = dist[i]
+        top = cut[i]
+        k = 0
+        for j in range(nb):  # the columns inside the cut, without a branch per column
+            inside[k] = j
+            k += d_row[j] <= top
+        if n_words == 1:
+            q = query_words[i, 0]
+            col = db_words_t[0]
+            for m in range(k):
+                j = inside[m]
+                o[d_row[j], _popcount(q & col[j])] += 1
+        else:
+            for m in range(k):
+                j = inside[m]
+                level = 0
+                for w in range(n_words):
+                    level += _popcount(query_words[i, w] & db_words_t[w, j])
+                o[d_row[j], level] += 1
+
+
+@njit(cache=True, nogil=True)
 def relevant_ranks(dist, rel, depth, cut, cnt, rcnt, offsets, ranks, precs, scratch):
     """The ``"index"`` ranking's relevant ranks, per row, without ordering the row.
 

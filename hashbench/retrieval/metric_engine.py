@@ -549,11 +549,22 @@ class Chunk:
     def head_level_sums(self, value_of_level: np.ndarray) -> np.ndarray:
         """Per query and bucket up to the cut: ``sum_{j in bucket} value_of_level[level_j]``
         (``float64 (q, b + 1)``, zero past the cut)."""
+        if self.kernels is not None and not self.labels.single:
+            return self.head_level_counts @ value_of_level  # exact: integer counts and values
         out = np.zeros((self.n_q, self.n_buckets), dtype=np.float64)
         for i, (cand, levels) in enumerate(zip(self.cuts, self.head_levels, strict=True)):
             d = self.dist[i] if cand is None else self.dist[i, cand]
             out[i] = np.bincount(d, weights=value_of_level[levels], minlength=self.n_buckets)
         return out
+
+    @cached_property
+    def head_level_counts(self) -> np.ndarray:
+        """Multi-label, compiled: items per bucket up to the cut and similarity level,
+        ``float64 (q, b + 1, c + 1)`` (:func:`hashbench.retrieval.kernels.bucket_level_counts`)."""
+        out = np.empty((self.n_q, self.n_buckets, self.labels.n_levels), dtype=np.int64)
+        query = np.ascontiguousarray(self.labels.query[self.rows])
+        self.kernels.bucket_level_counts(self.dist, query, self.labels.db_t, self.cut_buckets, out)
+        return out.astype(np.float64)
 
     @cached_property
     def head_levels(self) -> list[np.ndarray]:

@@ -62,6 +62,24 @@ def test_bucket_counts_match_loops():
         ]
 
 
+@pytest.mark.parametrize("n_labels", [5, 70])  # one word, two words
+def test_bucket_level_counts_match_loops(n_labels):
+    rng = np.random.default_rng(n_labels)
+    nq, nb, n_buckets = 4, 90, 9
+    dist = rng.integers(0, n_buckets, (nq, nb)).astype(np.uint8)
+    ql, dl = rng.random((nq, n_labels)) < 0.3, rng.random((nb, n_labels)) < 0.3
+    labels = E.Labels(ql, dl)
+    cut = np.array([0, 3, 8, 5], dtype=np.int64)
+    out = np.empty((nq, n_buckets, n_labels + 1), np.int64)
+    K.bucket_level_counts(dist, labels.query, labels.db_t, cut, out)
+    for i in range(nq):
+        expect = np.zeros((n_buckets, n_labels + 1), np.int64)
+        for j in range(nb):
+            if dist[i, j] <= cut[i]:
+                expect[dist[i, j], int((ql[i] & dl[j]).sum())] += 1
+        assert out[i].tolist() == expect.tolist()
+
+
 def _ranks_by_sorting(dist_row, rel_row, depth):
     """0-based ranks of the relevant items among the top ``depth`` of ``sorted((d, column))``."""
     order = sorted(range(len(dist_row)), key=lambda j: (int(dist_row[j]), j))[:depth]

@@ -445,6 +445,31 @@ def _empty(
     return workspace.array(name, shape, dtype)
 
 
+class chunk_property:  # noqa: N801 - used as a decorator, like functools.cached_property
+    """``functools.cached_property`` without its lock, for :class:`Chunk`.
+
+    Before Python 3.12 ``cached_property`` computes under one lock per property shared by *every*
+    instance, so two threads scoring two chunks (``evaluate(..., threads=n)``) waited for each
+    other's distances, counts and rankings: 2 threads ran no faster than 1. A chunk is used by one
+    thread, so its values need no lock. The value is stored in the instance ``__dict__`` under
+    the property's name (``"counts" in chunk.__dict__`` tells whether it was computed).
+    """
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, objtype: type | None = None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
 class Chunk:
     """Quantities for one chunk of queries, computed lazily and shared by the metric groups.
 
@@ -475,7 +500,7 @@ class Chunk:
         self.keep_order = False
         self.keep_levels = False
 
-    @cached_property
+    @chunk_property
     def rel(self) -> np.ndarray:
         """``bool (q, nb)``: shares at least one label."""
         if self.kernels is None:
@@ -495,7 +520,7 @@ class Chunk:
             return self.rel[i, cols]
         return self.labels.rel_at(self.rows.start + i, cols)
 
-    @cached_property
+    @chunk_property
     def counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Per query and distance bucket ``t = 0..b``: items ``cnt`` and relevant items ``rcnt``."""
         if self.kernels is not None:
@@ -513,7 +538,7 @@ class Chunk:
 
         return bucket_counts(self.dist, mark, self.n_buckets)
 
-    @cached_property
+    @chunk_property
     def head_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """:attr:`counts` restricted to the buckets up to each query's cut (zero beyond).
 
@@ -538,7 +563,7 @@ class Chunk:
             rcnt[i] = np.bincount(d[r], minlength=nbk)
         return cnt, rcnt
 
-    @cached_property
+    @chunk_property
     def cut_buckets(self) -> np.ndarray:
         """Per query, the cut bucket of ``depth[i]`` from the counts, ``t_k = min{t : #(d <= t) >=
         k}`` (``b`` at full depth), ``int64 (q,)``."""
@@ -557,7 +582,7 @@ class Chunk:
             out[i] = np.bincount(d, weights=value_of_level[levels], minlength=self.n_buckets)
         return out
 
-    @cached_property
+    @chunk_property
     def head_level_counts(self) -> np.ndarray:
         """Multi-label, compiled: items per bucket up to the cut and similarity level,
         ``float64 (q, b + 1, c + 1)`` (:func:`hashbench.retrieval.kernels.bucket_level_counts`)."""
@@ -566,24 +591,24 @@ class Chunk:
         self.kernels.bucket_level_counts(self.dist, query, self.labels.db_t, self.cut_buckets, out)
         return out.astype(np.float64)
 
-    @cached_property
+    @chunk_property
     def head_levels(self) -> list[np.ndarray]:
         """Per query: the similarity levels of the columns of :attr:`cuts` (ascending columns)."""
         start = self.rows.start
         return [self.labels.levels_at(start + i, cand) for i, cand in enumerate(self.cuts)]
 
-    @cached_property
+    @chunk_property
     def n_relevant(self) -> np.ndarray:
         if "counts" in self.__dict__:
             return self.counts[1].sum(axis=1)
         return self.labels.n_relevant(self.rows)
 
-    @cached_property
+    @chunk_property
     def level_hist(self) -> np.ndarray:
         """Database items per similarity level, ``int64 (q, c + 1)`` (:meth:`Labels.level_hist`)."""
         return self.labels.level_hist(self.rows)
 
-    @cached_property
+    @chunk_property
     def cuts(self) -> list[np.ndarray | None]:
         """Per query: the columns (ascending) of the buckets up to the cut bucket of ``depth[i]``,
         or ``None`` when the whole row is needed."""
@@ -605,7 +630,7 @@ class Chunk:
                 out.append(sparse_flatnonzero(mask))
         return out
 
-    @cached_property
+    @chunk_property
     def head(self) -> Head:
         """The head of the ``"index"`` ranking (:class:`Head`), one query at a time (a row stays
         in cache).

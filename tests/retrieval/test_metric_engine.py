@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -168,3 +169,34 @@ def test_metrics_import_does_not_import_torch_or_numba():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_chunk_property_caches_per_instance_without_a_shared_lock():
+    """Two chunks compute the same property at once on two threads (functools.cached_property
+    before Python 3.12 holds one lock per property for every instance: the barrier would break)."""
+    barrier = threading.Barrier(2, timeout=5)
+    calls = []
+
+    class Thing:
+        @E.chunk_property
+        def value(self):
+            calls.append(self)
+            barrier.wait()  # both threads must be inside at the same time
+            return len(calls)
+
+    things = [Thing(), Thing()]
+    errors = []
+
+    def read(t):
+        try:
+            _ = t.value
+        except threading.BrokenBarrierError as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=read, args=(t,)) for t in things]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(calls) == 2
+    assert things[0].value == things[0].__dict__["value"] and len(calls) == 2  # cached: no 3rd call

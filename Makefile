@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data test test-all lint format bench bench-times bench-budget train bench-baselines bench-index bench-metrics bench-knngan clean clean-cache
+.PHONY: help install data test test-all lint format bench bench-times bench-budget train bench-baselines bench-index bench-metrics bench-knngan gpu-check clean clean-cache
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench-metrics: install ## metric engine vs a CalcTopMap port and torchmetrics: t
 
 bench-knngan: install data ## knngan vs knngan_nogan vs dsh: whole-epoch cost of a fit, one thread (table of docs/methods/knngan.md)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/knngan_step.py --validate --epochs 3 --repeats 3
+
+gpu-check: install data ## on a CUDA machine: gpu tests, a short fit of every method, the paper profile (docs/gpu_check.md)
+	bash scripts/gpu_check.sh
 
 clean: ## remove runs/ and caches (keeps .venv and data/)
 	rm -rf runs lightning_logs .pytest_cache .ruff_cache

@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data test test-all lint format bench bench-times bench-budget train bench-baselines bench-index bench-metrics bench-knngan gpu-check clean clean-cache
+.PHONY: help install data test test-all lint format bench bench-times bench-budget train bench-baselines bench-index bench-metrics bench-metrics-floor bench-knngan gpu-check clean clean-cache
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ bench-index: install ## Faiss HammingIndex kinds: build time, top-100 and radius
 
 bench-metrics: install ## metric engine vs a CalcTopMap port and torchmetrics: time, peak RSS (table of docs/metric_speed.md)
 	$(BIN)/python benchmarks/metric_speed.py
+
+bench-metrics-floor: install ## the index rule's pass over a row: numba vs C vs C with AVX-512 conflict detection (needs cc; docs/metric_speed.md)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/metric_pass_floor.py
 
 bench-knngan: install data ## knngan vs knngan_nogan vs dsh: whole-epoch cost of a fit, one thread (table of docs/methods/knngan.md)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/knngan_step.py --validate --epochs 3 --repeats 3

@@ -47,23 +47,26 @@ C_SOURCE = r"""
 #include <string.h>
 #include <immintrin.h>
 
+/* items j0..nb-1 of one row, one at a time; returns the records written so far */
+static inline int64_t scalar_steps(const uint8_t *d, const uint8_t *r, int64_t j0, int64_t nb,
+                                   int32_t *c, int32_t *out, int64_t k) {
+    for (int64_t j = j0; j < nb; j++) {
+        int dd = d[j];
+        int32_t p = c[dd];
+        c[dd] = p + 1;
+        out[k] = (p << 8) | dd;
+        k += r[j];
+    }
+    return k;
+}
+
 /* records: row i at record + i * (nb + 1); ks[i]: its relevant items. Records (p << 8) | d. */
 void pass_scalar(const uint8_t *dist, const uint8_t *rel, int64_t nq, int64_t nb, int nk,
                  int32_t *record, int64_t *ks) {
     int32_t c[256];
     for (int64_t i = 0; i < nq; i++) {
         memset(c, 0, sizeof(int32_t) * nk);
-        const uint8_t *d = dist + i * nb, *r = rel + i * nb;
-        int32_t *out = record + i * (nb + 1);
-        int64_t k = 0;
-        for (int64_t j = 0; j < nb; j++) {
-            int dd = d[j];
-            int32_t p = c[dd];
-            c[dd] = p + 1;
-            out[k] = (p << 8) | dd;
-            k += r[j];
-        }
-        ks[i] = k;
+        ks[i] = scalar_steps(dist + i * nb, rel + i * nb, 0, nb, c, record + i * (nb + 1), 0);
     }
 }
 
@@ -88,14 +91,7 @@ void pass_avx512(const uint8_t *dist, const uint8_t *rel, int64_t nq, int64_t nb
                                              _mm512_or_si512(_mm512_slli_epi32(p, 8), dv));
             k += __builtin_popcount((unsigned)m);
         }
-        for (; j < nb; j++) {
-            int dd = d[j];
-            int32_t p = c[dd];
-            c[dd] = p + 1;
-            out[k] = (p << 8) | dd;
-            k += r[j];
-        }
-        ks[i] = k;
+        ks[i] = scalar_steps(d, r, j, nb, c, out, k);
     }
 }
 #endif

@@ -32,13 +32,15 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .` (PYTHONPATH unset)
     sys.path.append(str(REPO))
 
-from hashbench.files import write_text_atomic  # noqa: E402 - after the path set-up
+from hashbench.bench.records import load_records  # noqa: E402 - after the path set-up
+from hashbench.files import write_text_atomic  # noqa: E402
 
 DEFAULT_BENCH = "benchmarks/fashion-mnist.yaml"
 #: The bits and seed of the cell a fit takes when the grid has it (else the grid's first cell).
@@ -183,16 +185,18 @@ def portable_overrides(config: dict[str, Any]) -> tuple[dict[str, Any], list[str
     model = config["model"]
     init = model.get("init_args") or {}
     cls = str(model.get("class_path", "")).rsplit(".", 1)[-1]
-    root = Path(config["data"]["init_args"]["root"])
-    dataset = _dataset_name(config)
+    # what the cache paths read of a DataModule, without building one
+    data = SimpleNamespace(
+        root=Path(config["data"]["init_args"]["root"]), name=_dataset_name(config)
+    )
     out: dict[str, Any] = {}
     why: list[str] = []
     if cls == "KNNGAN":
         knn = init.get("knn_features", "pixels")
         if knn != "pixels" and init.get("knn_pretrained") is True:
-            from hashbench.models.features import weights_tag
+            from hashbench.models.features import FeatureCache
 
-            cache = root / "features" / dataset / f"{knn}-{weights_tag(True, 0)}.npz"
+            cache = FeatureCache(data, knn, pretrained=True).path  # the path only: no I/O
             if not cache.is_file() and not imagenet_weights_found(knn):
                 out["model.init_args.knn_features"] = "pixels"
                 out["model.init_args.knn_pretrained"] = False
@@ -211,9 +215,9 @@ def portable_overrides(config: dict[str, Any]) -> tuple[dict[str, Any], list[str
             out["model.init_args.stage1_cache"] = None
             why.append("stage1_cache null (stage 1 retrained and timed)")
         if init.get("weak_tags") == "classifier":
-            from hashbench.models.classifier_tags import CACHE_TOP, MODEL
+            from hashbench.models.classifier_tags import MODEL, cache_path
 
-            cache = root / "tags" / dataset / f"classifier-{MODEL}-imagenet-top{CACHE_TOP}.npz"
+            cache = cache_path(data)
             if not cache.is_file() and not imagenet_weights_found(MODEL):
                 out["model.init_args.weak_tags"] = "synthetic"
                 why.append(f"weak_tags synthetic (no {cache} and no {MODEL} weights)")
@@ -486,21 +490,6 @@ def fit_rows(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def read_records(raw: Path) -> list[dict[str, Any]]:
-    """The bench records (``*.json`` / ``*.json.gz``) under ``raw``, sorted by path."""
-    import gzip
-
-    out = []
-    for path in sorted(raw.rglob("*.json*")) if raw.is_dir() else []:
-        opener = gzip.open if path.suffix == ".gz" else open
-        try:
-            with opener(path, "rt", encoding="utf-8") as f:
-                out.append(json.load(f))
-        except (OSError, ValueError) as e:
-            out.append({"cell": str(path), "status": "unreadable", "error": str(e)})
-    return out
-
-
 def record_rows(records: list[dict[str, Any]]) -> list[str]:
     """Markdown table of bench records: one row per cell (device, times, memory, test mAP)."""
     lines = [
@@ -590,7 +579,7 @@ def summary(out: Path) -> str:
         *(fit_rows(records) if records else ["(no fit records)"]),
         "",
     ]
-    bench = read_records(out / "work" / "paper-results" / "raw")
+    bench = load_records(out / "work" / "paper-results")
     if bench:
         lines += [
             "## Paper-profile bench cells (cut short)",

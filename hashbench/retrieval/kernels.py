@@ -200,7 +200,7 @@ def relevant_ranks(dist, rel, depth, cut, cnt, rcnt, offsets, ranks, precs, scra
         r_row = rel[i]
         top = cut[i]
         k = 0
-        if top >= n_buckets - 1:
+        if top >= n_buckets - 1:  # the whole row: the loop without the cut test
             for j in range(nb):
                 d = np.int64(d_row[j])
                 p = c[d]

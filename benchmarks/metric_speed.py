@@ -21,12 +21,16 @@ Implementations, each timed on the same synthetic, seeded data:
   its description: per query, Hamming distances from the +-1 codes by an inner product, relevance
   from the label inner product, a full ``argsort``, take the top ``k``, precision at each relevant
   rank, mean over the relevant items of the top ``k`` (0 for a query with none);
+  After the table, the port's time by step (relevance, distances, ``argsort``, the rest), two
+  more runs per case: the port's cost depends on the CPU's ``argsort`` and matrix-vector speed, so
+  the ratios do too;
 - ``torchmetrics``: ``torchmetrics.retrieval.RetrievalMAP`` over every (query, item) pair with
   score ``b + 1 - distance``, only where the pairs fit in memory (``nq * nb <= 60e6``).
 
 Every (case, implementation, repeat) runs in its own subprocess, so the peak RSS
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is that run's; the data are generated once per
-case by the driver and loaded by each subprocess, and the table also gives the RSS after loading
+case (in a subprocess too: Linux carries a process's peak RSS across ``fork`` and ``exec``, so the
+driver is kept small) and loaded by each worker, and the table also gives the RSS after loading
 them (interpreter, numpy and the data). Repeats are interleaved
 (every implementation once, then again), and the table gives the min and the median. The headline
 runs single-threaded: ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` are set to
@@ -39,6 +43,7 @@ to the wall time, and the ratios (same run, interleaved) are the robust figure.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -86,6 +91,9 @@ NUMPY_SUFFIX = "-numpy"
 #: at ``--threads``
 ENGINE_THREADS = 2
 TORCHMETRICS_MAX_PAIRS = 60_000_000
+#: the CalcTopMap port's steps, timed apart by the ``calctopmap-steps`` worker
+STEPS = ("relevance", "distances", "argsort", "rest")
+STEPS_IMPL = "calctopmap-steps"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -119,8 +127,12 @@ def make_data(case: str, seed: int = 0):
 # ------------------------------------------------------------------------------------------------
 
 
-def calctopmap_port(qc, dc, ql, dl, k):
-    """The CalcTopMap algorithm (DeepHash-pytorch), re-written: one query at a time."""
+def calctopmap_port(qc, dc, ql, dl, k, steps: dict | None = None):
+    """The CalcTopMap algorithm (DeepHash-pytorch), re-written: one query at a time.
+
+    With ``steps`` (a dict), the seconds spent in each step are added to it: ``relevance`` (label
+    inner product), ``distances`` (code inner product), ``argsort`` and ``rest``.
+    """
     import numpy as np
 
     q_sign = np.unpackbits(qc, axis=1).astype(np.float32) * 2 - 1
@@ -128,16 +140,25 @@ def calctopmap_port(qc, dc, ql, dl, k):
     bits = q_sign.shape[1]
     q_lab, d_lab = ql.astype(np.float32), dl.astype(np.float32)
     depth = dc.shape[0] if k is None else k
+    clock = time.perf_counter if steps is not None else None
     total = 0.0
     for i in range(qc.shape[0]):
+        t0 = clock() if clock else 0.0
         relevant = (d_lab @ q_lab[i] > 0).astype(np.float32)
+        t1 = clock() if clock else 0.0
         distance = 0.5 * (bits - d_sign @ q_sign[i])
-        ranked = relevant[np.argsort(distance)][:depth]
+        t2 = clock() if clock else 0.0
+        order = np.argsort(distance)
+        t3 = clock() if clock else 0.0
+        ranked = relevant[order][:depth]
         n_hits = int(ranked.sum())
-        if n_hits == 0:
-            continue
-        hit_ranks = np.flatnonzero(ranked) + 1.0
-        total += float(np.mean(np.arange(1, n_hits + 1) / hit_ranks))
+        if n_hits:
+            hit_ranks = np.flatnonzero(ranked) + 1.0
+            total += float(np.mean(np.arange(1, n_hits + 1) / hit_ranks))
+        if clock:
+            t4 = clock()
+            for name, seconds in zip(STEPS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                steps[name] = steps.get(name, 0.0) + seconds
     return total / qc.shape[0]
 
 
@@ -172,6 +193,10 @@ def worker(case: str, impl: str) -> dict:
     data = np.load(os.environ["HASHBENCH_METRIC_DATA"])
     qc, dc, ql, dl = (np.ascontiguousarray(data[n]) for n in ("qc", "dc", "ql", "dl"))
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if impl == STEPS_IMPL:
+        steps: dict[str, float] = {}
+        calctopmap_port(qc, dc, ql, dl, CASES[case][5], steps)
+        return {"steps": steps}
     if impl == "torchmetrics":
         import torch
 
@@ -263,21 +288,40 @@ def run_worker(case: str, impl: str, threads: int, data: Path) -> dict:
 # ------------------------------------------------------------------------------------------------
 
 
+def save_data(case: str, path: Path) -> None:
+    """Write the case's data from a subprocess: the driver stays small. (Linux keeps a process's
+    peak RSS across ``fork``/``exec``, so every worker's ``ru_maxrss`` starts at the driver's.)"""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--make-data", case, str(path)]
+    subprocess.run(cmd, check=True)
+
+
 def fits(case: str, impl: str) -> bool:
     nq, nb = CASES[case][:2]
     return impl != "torchmetrics" or nq * nb <= TORCHMETRICS_MAX_PAIRS
 
 
 def machine() -> str:
-    model, cores = platform.processor() or "?", os.cpu_count()
+    """CPU model, family and model numbers (the ratios depend on them: see docs/metric_speed.md),
+    cores, and the numpy / numba versions."""
+    fields = {"Model name": platform.processor() or "?", "CPU family": "?", "Model": "?"}
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
         for line in out.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
+            name, _, value = line.partition(":")
+            if name in fields:
+                fields[name] = value.strip()
     except OSError:  # pragma: no cover - no lscpu
         pass
-    return f"{model}, {cores} cores"
+    import numpy as np
+
+    try:  # the version only: importing numba would raise the driver's RSS, which workers inherit
+        numba_version = importlib.metadata.version("numba")
+    except importlib.metadata.PackageNotFoundError:
+        numba_version = "not installed"
+    return (
+        f"{fields['Model name']} (family {fields['CPU family']}, model {fields['Model']}), "
+        f"{os.cpu_count()} cores; numpy {np.__version__}, numba {numba_version}"
+    )
 
 
 def commit() -> str:
@@ -297,11 +341,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats per case")
     parser.add_argument("--threads", type=int, default=1, help="BLAS / OpenMP / torch threads")
     parser.add_argument("--worker", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
+    parser.add_argument("--make-data", nargs=2, metavar=("CASE", "NPZ"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     import numpy as np
 
     if args.worker:
         print(json.dumps(worker(*args.worker)))
+        return
+    if args.make_data:
+        case, path = args.make_data
+        np.savez(path, **dict(zip(("qc", "dc", "ql", "dl"), make_data(case), strict=True)))
         return
     cases = [c for c in args.cases.split(",") if c]
     impls = [i for i in args.impls.split(",") if i]
@@ -313,10 +362,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     blas: set[str] = set()
+    port_steps: dict[str, list[dict]] = {}
     tmp = tempfile.TemporaryDirectory(prefix="metric_speed_")
     for case in cases:
         data = Path(tmp.name) / f"{case}.npz"
-        np.savez(data, **dict(zip(("qc", "dc", "ql", "dl"), make_data(case), strict=True)))
+        save_data(case, data)
         load = os.getloadavg()[0]
         runs: dict[str, list[dict]] = {i: [] for i in impls if fits(case, i)}
         for _ in range(args.repeat):
@@ -338,18 +388,38 @@ def main(argv: list[str] | None = None) -> None:
             if base in wall:  # wall-time ratio (CPU-time ratio)
                 over = f"{wall[impl] / wall[base]:.2f}x ({cpu[impl] / cpu[base]:.2f}x)"
             peak = max(r["peak_rss_mb"] for r in good)
-            data = max(r["rss_data_mb"] for r in good)
+            data_mb = max(r["rss_data_mb"] for r in good)
             blas.update(good[0]["blas"])
             firsts = [r["first"] for r in good if r.get("first") is not None]
             first = f"{statistics.median(firsts):.2f}" if firsts else "-"
             print(
                 f"| {case} | {impl} | {good[0].get('engine', '-')} | {min(times):.3f} | "
                 f"{wall[impl]:.3f} | {cpu[impl]:.3f} | {ratio} | {over} | {first} | "
-                f"{peak:.0f} ({data:.0f}) | {good[0]['value']:.4f} | {load:.2f} |",
+                f"{peak:.0f} ({data_mb:.0f}) | {good[0]['value']:.4f} | {load:.2f} |",
                 flush=True,
             )
+        if "calctopmap" in runs:
+            port_steps[case] = [run_worker(case, STEPS_IMPL, args.threads, data) for _ in "ab"]
     tmp.cleanup()
     print(f"\nthreadpoolctl BLAS pools in the workers: {', '.join(sorted(blas)) or 'none'}")
+    print_port_steps(port_steps)
+
+
+def print_port_steps(port_steps: dict[str, list[dict]]) -> None:
+    """Where the CalcTopMap port spends its time, per case: the median of two timed runs."""
+    if not port_steps:
+        return
+    print("\nCalcTopMap port by step (seconds over all queries, median of 2 runs):\n")
+    print("| case | " + " | ".join(STEPS) + " | total |")
+    print("| --- |" + " --- |" * (len(STEPS) + 1))
+    for case, rs in port_steps.items():
+        good = [r["steps"] for r in rs if "steps" in r]
+        if not good:
+            print(f"| {case} | failed: {rs[0].get('error')} |" + " |" * len(STEPS))
+            continue
+        med = {n: statistics.median(g[n] for g in good) for n in STEPS}
+        cells = " | ".join(f"{med[n]:.3f}" for n in STEPS)
+        print(f"| {case} | {cells} | {sum(med.values()):.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ distance). This script times that pass alone, on the distances and relevance of 
 64 bits), written three ways:
 
 - ``numba``: the loop as the kernel writes it (branch-free record: always written, the slot
-  advances by ``rel``);
+  advances by ``rel``), with ``int32`` counters and records like the C variants (the kernel's
+  are ``int64``);
 - ``C scalar``: the same loop in C (``cc -O3 -march=native``);
 - ``C AVX-512``: 16 items per step - ``VPCONFLICTD`` finds earlier lanes with the same distance
   (their count is the in-vector offset), a gather reads the 16 counters, a scatter writes them

@@ -21,8 +21,8 @@ Implementations, each timed on the same synthetic, seeded data:
   its description: per query, Hamming distances from the +-1 codes by an inner product, relevance
   from the label inner product, a full ``argsort``, take the top ``k``, precision at each relevant
   rank, mean over the relevant items of the top ``k`` (0 for a query with none);
-  After the table, the port's time by step (relevance, distances, ``argsort``, the rest), two
-  more runs per case: the port's cost depends on the CPU's ``argsort`` and matrix-vector speed, so
+  After the table, the port's time by step (relevance, distances, ``argsort``, the rest),
+  :data:`STEP_RUNS` more runs per case: the port's cost depends on the CPU's ``argsort`` and matrix-vector speed, so
   the ratios do too;
 - ``torchmetrics``: ``torchmetrics.retrieval.RetrievalMAP`` over every (query, item) pair with
   score ``b + 1 - distance``, only where the pairs fit in memory (``nq * nb <= 60e6``).
@@ -94,6 +94,8 @@ TORCHMETRICS_MAX_PAIRS = 60_000_000
 #: the CalcTopMap port's steps, timed apart by the ``calctopmap-steps`` worker
 STEPS = ("relevance", "distances", "argsort", "rest")
 STEPS_IMPL = "calctopmap-steps"
+#: timed runs of the port's steps per case (after the table)
+STEP_RUNS = 2
 
 
 # ------------------------------------------------------------------------------------------------
@@ -399,17 +401,19 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
         if "calctopmap" in runs:
-            port_steps[case] = [run_worker(case, STEPS_IMPL, args.threads, data) for _ in "ab"]
+            port_steps[case] = [
+                run_worker(case, STEPS_IMPL, args.threads, data) for _ in range(STEP_RUNS)
+            ]
     tmp.cleanup()
     print(f"\nthreadpoolctl BLAS pools in the workers: {', '.join(sorted(blas)) or 'none'}")
     print_port_steps(port_steps)
 
 
 def print_port_steps(port_steps: dict[str, list[dict]]) -> None:
-    """Where the CalcTopMap port spends its time, per case: the median of two timed runs."""
+    """Where the CalcTopMap port spends its time, per case: the median of the timed runs."""
     if not port_steps:
         return
-    print("\nCalcTopMap port by step (seconds over all queries, median of 2 runs):\n")
+    print(f"\nCalcTopMap port by step (seconds over all queries, median of {STEP_RUNS} runs):\n")
     print("| case | " + " | ".join(STEPS) + " | total |")
     print("| --- |" + " --- |" * (len(STEPS) + 1))
     for case, rs in port_steps.items():

@@ -70,7 +70,7 @@ STEPS=$OUT/steps.tsv
 : >"$LOG"
 : >"$STEPS"
 rm -f "$OUT"/fits/*.json
-HELPER=(scripts/gpu_check_fit.py)
+HELPER=scripts/gpu_check_fit.py
 limits=()
 [[ -n $LIMIT_TRAIN ]] && limits+=(--limit_train_batches "$LIMIT_TRAIN")
 [[ -n $LIMIT_VAL ]] && limits+=(--limit_val_batches "$LIMIT_VAL")
@@ -91,12 +91,12 @@ group_of() {
     env) echo env ;; pytest-*) echo pytest ;; cli-*) echo cli ;; fit/*) echo fits ;; *) echo paper ;;
   esac
 }
+# wanted GROUP: whether GPU_CHECK_STEPS asks for that step group (all when unset)
+wanted() { [[ -z ${GPU_CHECK_STEPS:-} || ",$GPU_CHECK_STEPS," == *",$1,"* ]]; }
 step() {
   local name=$1 note_cmd=$2
   shift 3
-  if [[ -n ${GPU_CHECK_STEPS:-} && ",$GPU_CHECK_STEPS," != *",$(group_of "$name"),"* ]]; then
-    return 0  # not asked for: not run, not recorded
-  fi
+  wanted "$(group_of "$name")" || return 0  # not asked for: not run, not recorded
   local elapsed=$((SECONDS - T0))
   if ((elapsed >= BUDGET)); then
     log "== $name: skipped (time budget of ${BUDGET}s spent)"
@@ -152,17 +152,20 @@ bench_note() {
   grep -E '^ +[A-Za-z0-9_]+/[0-9]+bits/seed[0-9]+: ' "$1" | tr -s ' '
 }
 
-commit='? (not a git checkout)'
-if sha=$(git rev-parse --short HEAD 2>/dev/null); then
-  commit=$sha
-  git diff --quiet HEAD 2>/dev/null || commit+=' (modified)'
-fi
+# the commit as a bench record gives it (hashbench.bench.records.git_commit: results/ not counted)
+commit=$("$PY" - 2>/dev/null <<'PY'
+from hashbench.bench.records import git_commit
+
+c = git_commit()
+print(c["commit"][:7] + (" (modified)" if c["dirty"] else ""))
+PY
+) || commit='?'
 log "hashbench GPU check: accelerator $ACC, $EPOCHS epoch(s) per method, paper $PAPER_EPOCHS," \
   "train batches ${LIMIT_TRAIN:-all}, val batches ${LIMIT_VAL:-all}, budget ${BUDGET}s;" \
   "python $PY; commit $commit"
 
 # 1. environment
-step env - -- "$PY" "${HELPER[@]}" env "$OUT/env.json"
+step env - -- "$PY" "$HELPER" env "$OUT/env.json"
 if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi >>"$LOG" 2>&1 || true
 fi
@@ -178,14 +181,15 @@ step cli-fit cli_note -- "$PY" -m hashbench.cli fit --config configs/methods/dsh
   --trainer.default_root_dir "$WORK/runs/cli" "${cli_limits[@]}" --test_after_fit true
 
 # 4. every deep method, default profile
+methods=()
 if [[ -n ${GPU_CHECK_METHODS:-} ]]; then
   IFS=, read -r -a methods <<<"$GPU_CHECK_METHODS"
-else
-  mapfile -t methods < <("$PY" "${HELPER[@]}" methods --bench "$BENCH" --profile default 2>>"$LOG")
+elif wanted fits; then
+  mapfile -t methods < <("$PY" "$HELPER" methods --bench "$BENCH" --profile default 2>>"$LOG")
+  ((${#methods[@]})) || record methods fail 0 "no deep methods listed (see the log)"
 fi
-((${#methods[@]})) || record methods fail 0 "no deep methods listed (see the log)"
 for m in "${methods[@]}"; do
-  step "fit/$m" fit_note -- "$PY" "${HELPER[@]}" fit --bench "$BENCH" --profile default \
+  step "fit/$m" fit_note -- "$PY" "$HELPER" fit --bench "$BENCH" --profile default \
     --method "$m" --epochs "$EPOCHS" --accelerator "$ACC" "${limits[@]}" \
     --root_dir "$WORK/runs/default" --out "$OUT/fits/default-$m.json"
 done
@@ -193,21 +197,22 @@ done
 # 5. paper profile
 step paper-dry dry_note -- "$PY" -m hashbench.cli bench --config "$BENCH" --profile paper \
   --dry_run true --progress false
+paper_methods=()
 if [[ -n ${GPU_CHECK_PAPER_METHODS:-} ]]; then
   IFS=, read -r -a paper_methods <<<"$GPU_CHECK_PAPER_METHODS"
-else
-  mapfile -t paper_methods < <("$PY" "${HELPER[@]}" methods --bench "$BENCH" --profile paper \
+elif wanted paper; then
+  mapfile -t paper_methods < <("$PY" "$HELPER" methods --bench "$BENCH" --profile paper \
     --with_method_args 2>>"$LOG")
 fi
 for m in "${paper_methods[@]}"; do
-  step "paper/$m" fit_note -- "$PY" "${HELPER[@]}" fit --bench "$BENCH" --profile paper \
+  step "paper/$m" fit_note -- "$PY" "$HELPER" fit --bench "$BENCH" --profile paper \
     --method "$m" --epochs "$PAPER_EPOCHS" --accelerator "$ACC" "${limits[@]}" \
     --root_dir "$WORK/runs/paper" --out "$OUT/fits/paper-$m.json"
 done
-if ((${#paper_methods[@]})); then
+if ((${#paper_methods[@]})) && wanted paper; then
   only=$(IFS=,; echo "${paper_methods[*]}")
   smoke_yaml=$WORK/paper-smoke.yaml
-  if "$PY" "${HELPER[@]}" bench-yaml --bench "$BENCH" --profile paper --epochs "$PAPER_EPOCHS" \
+  if "$PY" "$HELPER" bench-yaml --bench "$BENCH" --profile paper --epochs "$PAPER_EPOCHS" \
     --accelerator "$ACC" "${limits[@]}" --out "$smoke_yaml" >>"$LOG" 2>&1; then
     rm -rf "$WORK/paper-results"
     step paper-bench bench_note -- "$PY" -m hashbench.cli bench --config "$smoke_yaml" \
@@ -219,7 +224,7 @@ if ((${#paper_methods[@]})); then
 fi
 
 # 6. summary (also printed)
-if ! "$PY" "${HELPER[@]}" summary "$OUT" 2>>"$LOG" | tee -a "$LOG"; then
+if ! "$PY" "$HELPER" summary "$OUT" 2>>"$LOG" | tee -a "$LOG"; then
   record summary fail 0 "summary.md not written (see the log)"
 fi
 failed=$(awk -F'\t' '$2 == "fail"' "$STEPS" | wc -l)

@@ -4,7 +4,7 @@ benchmark file and the summary table.
     python scripts/gpu_check_fit.py env OUT/env.json
     python scripts/gpu_check_fit.py methods [--bench benchmarks/fashion-mnist.yaml] [--profile default]
     python scripts/gpu_check_fit.py fit --method dsh --profile default --epochs 2 --accelerator gpu \\
-        --out OUT/fits/default-dsh.json --root_dir OUT/work/runs [--limit_train_batches 5] [--test]
+        --out OUT/fits/default-dsh.json --root_dir OUT/work/runs [--limit_train_batches 5]
     python scripts/gpu_check_fit.py bench-yaml --profile paper --epochs 1 --accelerator gpu \\
         --out OUT/work/paper-smoke.yaml
     python scripts/gpu_check_fit.py summary OUT
@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 import traceback
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -39,7 +38,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .` (PYTHONPATH unset)
     sys.path.append(str(REPO))
 
-from hashbench.bench.records import load_records  # noqa: E402 - after the path set-up
+from hashbench.bench.records import (  # noqa: E402 - after the path set-up
+    PeakMemory,
+    _version,
+    device_info,
+    load_records,
+    versions,
+)
 from hashbench.files import write_text_atomic  # noqa: E402
 
 DEFAULT_BENCH = "benchmarks/fashion-mnist.yaml"
@@ -49,44 +54,38 @@ PREFERRED_BITS, PREFERRED_SEED = 32, 0
 
 # -- environment ------------------------------------------------------------------------------------
 def environment() -> dict[str, Any]:
-    """Python, torch, CUDA and device facts (no GPU needed)."""
+    """Python, library, CUDA and device facts (no GPU needed): :func:`~hashbench.bench.records.versions`
+    and :func:`~hashbench.bench.records.device_info` (as a bench record has them), plus the CUDA
+    build, every visible device and what Faiss sees."""
     import torch
 
+    cuda = torch.cuda.is_available()
     facts: dict[str, Any] = {
-        "python": platform.python_version(),
+        **versions(),
+        **device_info("cuda:0" if cuda else None),
+        **{name: _version(name) for name in ("torchvision", "torchmetrics", "jsonargparse")},
         "executable": sys.executable,
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
-        "torch_threads": torch.get_num_threads(),
-        "cuda_available": torch.cuda.is_available(),
+        "cuda_available": cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
         "devices": [],
     }
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            p = torch.cuda.get_device_properties(i)
-            facts["devices"].append(
-                {
-                    "index": i,
-                    "name": p.name,
-                    "capability": f"{p.major}.{p.minor}",
-                    "memory_gib": round(p.total_memory / 2**30, 1),
-                    "multiprocessors": p.multi_processor_count,
-                }
-            )
-        facts["cudnn"] = torch.backends.cudnn.version()
-    for name in ("lightning", "torchmetrics", "torchvision", "numpy", "jsonargparse", "faiss"):
-        try:
-            module = __import__(name)
-            facts[name] = getattr(module, "__version__", "?")
-        except Exception as e:  # noqa: BLE001 - report any import failure, do not stop
-            facts[name] = f"not importable ({type(e).__name__}: {e})"
+    for i in range(torch.cuda.device_count() if cuda else 0):
+        p = torch.cuda.get_device_properties(i)
+        facts["devices"].append(
+            {
+                "index": i,
+                "name": p.name,
+                "capability": f"{p.major}.{p.minor}",
+                "memory_gib": round(p.total_memory / 2**30, 1),
+                "multiprocessors": p.multi_processor_count,
+            }
+        )
     try:
         import faiss
 
         facts["faiss_gpus"] = int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any import failure: Faiss sees no GPU
         facts["faiss_gpus"] = None
     return facts
 
@@ -135,7 +134,7 @@ def trainer_overrides(
     limit_train_batches: float | None,
     limit_val_batches: float | None,
 ) -> dict[str, Any]:
-    """The trainer keys a short check replaces (a cap of ``epochs``, no minimum, one device)."""
+    """The trainer keys a short check replaces (a cap of ``epochs``, a minimum of 1, one device)."""
     out: dict[str, Any] = {
         "trainer.max_epochs": epochs,
         "trainer.min_epochs": 1,
@@ -332,7 +331,6 @@ def run_fit(args: argparse.Namespace) -> dict[str, Any]:
                 _number(args.limit_val_batches),
             )
         )
-        overrides["trainer.enable_model_summary"] = False
         config = training.resolve_config(files, overrides)
         extra, deviations = portable_overrides(config)
         if extra:
@@ -344,8 +342,8 @@ def run_fit(args: argparse.Namespace) -> dict[str, Any]:
         t_build = time.perf_counter()
         run = training.build(config, callbacks=[timer])
         record["build_s"] = time.perf_counter() - t_build
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
+        peak = PeakMemory()
+        peak.reset()
         t_fit = time.perf_counter()
         run.trainer.fit(run.model, datamodule=run.datamodule)
         record["fit_s"] = time.perf_counter() - t_fit
@@ -359,15 +357,7 @@ def run_fit(args: argparse.Namespace) -> dict[str, Any]:
         if "first_epoch" in marks and "fit_start" in marks:
             record["before_first_epoch_s"] = marks["first_epoch"] - marks["fit_start"]
         record["epochs"] = timer.epochs
-        if args.test:
-            t_test = time.perf_counter()
-            results = run.trainer.test(
-                run.model, datamodule=run.datamodule, ckpt_path="best", verbose=False
-            )
-            record["test_s"] = time.perf_counter() - t_test
-            record["test"] = {k: float(v) for k, v in (results[0] if results else {}).items()}
-        if torch.cuda.is_available():
-            record["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        record["peak_cuda_mb"] = peak.read()["cuda_peak_mb"]
         done = len(timer.epochs)
         record["status"] = "ok" if done == args.epochs else "failed"
         if done != args.epochs:
@@ -443,9 +433,9 @@ def fit_rows(records: list[dict[str, Any]]) -> list[str]:
     """Markdown table of fit records: one row per fit."""
     lines = [
         "| profile | method | bits | status | device | before epoch 1 s | epoch train s "
-        "| batches | ms/batch (last) | val s (last) | val/mAP (last) | test mAP | peak CUDA MiB "
-        "| fit s | notes |",
-        "|" + " --- |" * 15,
+        "| batches | ms/batch (last) | val s (last) | val/mAP (last) | peak CUDA MiB | fit s "
+        "| notes |",
+        "|" + " --- |" * 14,
     ]
     for r in records:
         epochs = r.get("epochs") or []
@@ -456,10 +446,6 @@ def fit_rows(records: list[dict[str, Any]]) -> list[str]:
         before = None
         if "before_fit_start_s" in r or "before_first_epoch_s" in r:
             before = r.get("before_fit_start_s", 0.0) + r.get("before_first_epoch_s", 0.0)
-        test = r.get("test") or {}
-        test_map = next(
-            (v for k, v in test.items() if k.startswith("test/mAP") and "@H" not in k), None
-        )
         notes = list(r.get("deviations") or [])
         if r.get("error"):
             notes.append(str(r["error"]).splitlines()[0][:160])
@@ -479,7 +465,6 @@ def fit_rows(records: list[dict[str, Any]]) -> list[str]:
                     _fmt(per_batch),
                     _fmt(last.get("val_s"), 2),
                     _fmt(last.get("val/mAP"), 4),
-                    _fmt(test_map, 4),
                     _fmt(r.get("peak_cuda_mb"), 0),
                     _fmt(r.get("fit_s")),
                     "; ".join(notes).replace("|", "/") or "",
@@ -532,13 +517,13 @@ def record_rows(records: list[dict[str, Any]]) -> list[str]:
 def step_rows(steps_tsv: Path) -> tuple[list[str], dict[str, int]]:
     """Markdown table of ``steps.tsv`` (step, status, seconds, note) and the count per status."""
     lines = ["| step | status | wall s | note |", "| --- | --- | --- | --- |"]
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     if steps_tsv.is_file():
         for raw in steps_tsv.read_text(encoding="utf-8").splitlines():
             parts = (raw.split("\t") + ["", "", "", ""])[:4]
             if not parts[0]:
                 continue
-            counts[parts[1]] = counts.get(parts[1], 0) + 1
+            counts[parts[1]] += 1
             lines.append("| " + " | ".join(p.replace("|", "/") for p in parts) + " |")
     return lines, counts
 
@@ -614,7 +599,6 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--out", required=True)
     p_fit.add_argument("--method", required=True)
     p_fit.add_argument("--root_dir", default="runs/gpu_check")
-    p_fit.add_argument("--test", action="store_true", help="test the best checkpoint afterwards")
     p_sum = sub.add_parser("summary", help="write <out>/summary.md from a gpu_check.sh folder")
     p_sum.add_argument("out")
     args = parser.parse_args(argv)

@@ -32,12 +32,9 @@ def test_batch_limits_as_lightning_takes_them(helper):
 
 
 def test_paper_methods_are_the_profiles_own(helper):
-    from hashbench.bench.config import load_bench_config
-
-    cfg = load_bench_config(BENCH, "paper")
     listed = helper.deep_methods(str(BENCH), "paper", with_method_args=True)
-    assert listed and set(listed) == set(cfg.profile.method_args)
-    assert set(listed) <= set(helper.deep_methods(str(BENCH), "paper"))
+    assert listed == ["pcaegan", "pcwgan"]  # benchmarks/fashion-mnist.yaml's paper method_args
+    assert len(helper.deep_methods(str(BENCH), "paper")) > len(listed)
 
 
 def test_short_bench_yaml_keeps_the_profile_but_its_length(helper, tmp_path):

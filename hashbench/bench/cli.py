@@ -159,15 +159,16 @@ def bench_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.leaderboard_only:
         from hashbench.bench.config import BenchConfigError, load_bench_config
+        from hashbench.bench.sweep import DEFAULT_RESULTS, results_folder
 
-        results = args.results
-        if results is None and args.config:  # the profile's own folder (quick, budget, ...)
+        results = args.results or DEFAULT_RESULTS
+        if args.results is None and args.config:  # the profile's own folder (quick, budget, ...)
             try:
-                results = load_bench_config(args.config, args.profile).profile.results
+                results = str(results_folder(load_bench_config(args.config, args.profile)))
             except BenchConfigError as e:
                 print(f"hashbench bench: {e}", file=sys.stderr)
                 return EXIT_BAD_INPUT
-        return _write_leaderboard(results or "results", args.figures)
+        return _write_leaderboard(results, args.figures)
     if not args.config:
         print(
             "hashbench bench: give the grid, e.g. --config benchmarks/fashion-mnist.yaml "

@@ -466,6 +466,12 @@ def _summary_line(record: dict) -> str:
 
 
 # -- entry points -----------------------------------------------------------------------------------
+def results_folder(cfg: BenchConfig, results: str | os.PathLike | None = None) -> Path:
+    """Where a sweep's records go: ``results`` when given, else the profile's own folder
+    (``profiles.<name>.results``), else :data:`DEFAULT_RESULTS`."""
+    return Path(results if results is not None else cfg.profile.results or DEFAULT_RESULTS)
+
+
 def run_benchmark(
     config: str | os.PathLike,
     results: str | os.PathLike | None = None,
@@ -509,9 +515,7 @@ def run_benchmark(
     if isinstance(shard, str):
         shard = parse_shard(shard)
     cfg = load_bench_config(config, profile, data_root)
-    if results is None:
-        results = cfg.profile.results or "results"
-    results = Path(results)
+    results = results_folder(cfg, results)
     for note in cfg.skipped:
         echo(f"note: skipping {note}")
     sweep = Sweep(

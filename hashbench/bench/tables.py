@@ -7,7 +7,7 @@ Everything here is a pure function of the records: sorted, fixed float formats, 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from hashbench.bench.plots import map_key, reference_bits
@@ -154,10 +154,9 @@ def _caps(cells: list[tuple[dict, dict]]) -> str:
     """The epoch caps: ``20``, or with per-method caps the most common one first, then the others
     with their methods (``20; 40: knngan, knngan_nogan``)."""
     methods: dict[int, set[str]] = defaultdict(set)
-    count: dict[int, int] = defaultdict(int)
     for r, t in cells:
         methods[int(t["max_epochs"])].add(str(r.get("method")))
-        count[int(t["max_epochs"])] += 1
+    count = Counter(int(t["max_epochs"]) for _, t in cells)
     first, *others = sorted(count, key=lambda c: (-count[c], c))
     return "; ".join([str(first), *(f"{c}: {_join(methods[c])}" for c in sorted(others))])
 

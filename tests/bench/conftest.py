@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from hashbench.bench.cli import bench_main
-from tests.fixtures import load_script  # noqa: F401 - the bench tests import it from here
 
 REPO = Path(__file__).resolve().parents[2]
 

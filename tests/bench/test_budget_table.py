@@ -1,10 +1,12 @@
-"""scripts/budget_table.py: the default-vs-doubled-budget comparison, on constructed records."""
+"""scripts/budget_table.py: the default-vs-doubled-budget comparison, on constructed records and on
+the shared tiny sweep (which records are current)."""
 
 from __future__ import annotations
 
 import pytest
 
-from .conftest import load_script
+from tests.bench.conftest import write_grid
+from tests.fixtures import load_script
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +83,20 @@ def test_stale_records_are_left_out(budget_table) -> None:
     fresh, left_out = budget_table.drop_stale(records, {("dsh", 32, 0)})  # the plan skips it
     assert list(fresh) == [("dsh", 32, 0)]
     assert left_out == [("dhn", 32, 0), ("dsh", 32, 1)]
+
+
+def test_current_cells_are_the_deep_cells_the_sweep_would_skip(
+    budget_table, bench_sweep, tmp_path
+) -> None:
+    assert bench_sweep.rc == 0
+    results = str(bench_sweep.results)
+    current = budget_table.current_cells(str(bench_sweep.grid), "default", results)
+    assert current == {("dsh", 8, 0), ("dsh", 16, 0)}  # itq is a baseline: not listed
+    changed = write_grid(  # another epoch cap: the dsh records no longer match the grid
+        tmp_path / "grid.yaml",
+        bench_sweep.root,
+        ["dsh", "itq"],
+        [8, 16],
+        profile_args={"trainer.max_epochs": 2},
+    )
+    assert budget_table.current_cells(str(changed), "default", results) == set()
